@@ -1,0 +1,425 @@
+"""Checks for the graded functions, with messages a learner can act on.
+
+A visible test cell calls ``check_function(zero_pad, "zero_pad")``: it runs the learner's function
+on the canonical case stored in ``data/reference_outputs.h5`` and either prints one pass line or
+raises ``AssertionError`` with a message that says what was expected, what was given, and where
+in the lesson to look. Hidden test cells call the same function on the other stored cases.
+
+Every check catches, in this order: an error raised by the function, the wrong return type or
+tuple length, an input changed in place, the wrong cache, the wrong shape (with the output-size
+formula worked out on the case's numbers), the wrong dtype, and the wrong values (the first
+differing index, expected against got, and the largest error).
+
+This module holds no implementation of any graded function.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from .data import Case, list_cases, load_case
+
+RTOL = 1e-6
+ATOL = 1e-9
+
+
+# --------------------------------------------------------------------------- shape notes
+def _out_size(n, f, pad, stride):
+    return (n + 2 * pad - f) // stride + 1
+
+
+def _conv_shape_note(args) -> str:
+    A_prev, W, _b, hp = args
+    m, nh, nw, _ = A_prev.shape
+    f, _, _, nc = W.shape
+    pad, s = hp["pad"], hp["stride"]
+    return (f"n_H = floor((n_H_prev + 2*pad - f) / stride) + 1 = floor(({nh} + 2*{pad} - {f}) / {s}) + 1 = "
+            f"{_out_size(nh, f, pad, s)}; n_W = floor(({nw} + 2*{pad} - {f}) / {s}) + 1 = {_out_size(nw, f, pad, s)}; "
+            f"n_C = number of filters = W.shape[3] = {nc}; m = {m}")
+
+
+def _pool_shape_note(args) -> str:
+    A_prev, hp = args[0], args[1]
+    m, nh, nw, nc = A_prev.shape
+    f, s = hp["f"], hp["stride"]
+    return (f"no padding in pooling: n_H = floor((n_H_prev - f) / stride) + 1 = floor(({nh} - {f}) / {s}) + 1 = "
+            f"{_out_size(nh, f, 0, s)}; n_W = floor(({nw} - {f}) / {s}) + 1 = {_out_size(nw, f, 0, s)}; "
+            f"n_C = n_C_prev = {nc}. Pooling halves each side only when f = 2 and stride = 2")
+
+
+def _pad_shape_note(args) -> str:
+    X, pad = args
+    m, nh, nw, nc = X.shape
+    return (f"only the height and width grow: (m, n_H + 2*pad, n_W + 2*pad, n_C) = "
+            f"({m}, {nh} + 2*{pad}, {nw} + 2*{pad}, {nc}) = {(m, nh + 2 * pad, nw + 2 * pad, nc)}")
+
+
+def _same_as(i: int, label: str):
+    def note(args) -> str:
+        return f"the same shape as {label} ({np.shape(args[i])})"
+    return note
+
+
+def _backward_note(args) -> str:
+    dZ, (A_prev, W, b, hp) = args
+    return (f"each gradient has the shape of what it is the gradient of: dA_prev like A_prev {A_prev.shape}, "
+            f"dW like W {W.shape}, db like b {b.shape}")
+
+
+# --------------------------------------------------------------------------- diagnoses
+def _diagnose_conv_forward(fn, args, got, case) -> str | None:
+    A_prev, W, b, hp = args
+    Z, Zexp = got.get("Z"), case.outputs["Z"]
+    if Z is not None and np.shape(Z) == Zexp.shape and np.allclose(Z + b, Zexp, rtol=RTOL, atol=1e-7):
+        return "Every entry of Z is short by exactly b[..., c]: the bias was not added."
+    if Z is not None and np.shape(Z) == Zexp.shape and np.allclose(Z - b, Zexp, rtol=RTOL, atol=1e-7) \
+            and not np.allclose(b, 0):
+        return "Every entry of Z has the bias b[..., c] added twice."
+    return None
+
+
+def _diagnose_conv_single_step(fn, args, got, case) -> str | None:
+    a, W, b = args
+    Z, Zexp = got.get("Z"), case.outputs["Z"]
+    if Z is not None and np.ndim(Z) == 0 and np.isclose(float(Z) + b.item(), Zexp, rtol=RTOL):
+        return "Z is short by exactly b: the bias was not added."
+    return None
+
+
+def _diagnose_filter2d(fn, args, got, case) -> str | None:
+    image, kernel = args
+    out, expected = got.get("out"), case.outputs["out"]
+    if out is None or np.shape(out) != expected.shape:
+        return None
+    k = kernel.shape[0] // 2
+    if kernel.shape[0] > 1 and not np.array_equal(kernel, kernel[::-1, ::-1]):
+        try:
+            flipped = np.asarray(fn(image.copy(), kernel[::-1, ::-1].copy()), dtype=float)
+        except Exception:
+            flipped = None
+        if flipped is not None and flipped.shape == expected.shape and np.allclose(flipped, expected, rtol=1e-5):
+            return ("Your output equals the expected one for the kernel flipped by 180 degrees: you computed true "
+                    "convolution. filter2d computes cross-correlation: out[i, j] = sum_u sum_v "
+                    "kernel[u, v] * padded[i + u, j + v], with no flip.")
+    if k > 0 and expected.shape[0] > 2 * k and expected.shape[1] > 2 * k:
+        inner = (slice(k, -k), slice(k, -k))
+        if np.allclose(np.asarray(out, dtype=float)[inner], expected[inner], rtol=1e-5, atol=1e-8):
+            return ("The inside of the image is right but the border is not: pad the image with "
+                    f"{k} row(s) and column(s) of zeros on each side (kernel size // 2) before sliding.")
+    return None
+
+
+def _diagnose_to_grayscale(fn, args, got, case) -> str | None:
+    (image,) = args
+    if image.dtype == np.uint8:
+        return ("With uint8 input, adding the channels as uint8 wraps around above 255. Convert to float first "
+                "(image.astype(np.float64)) or multiply by the float weights before adding.")
+    return None
+
+
+def _diagnose_relu_backward(fn, args, got, case) -> str | None:
+    dA, Z = args
+    dZ = got.get("dZ")
+    if dZ is None or np.shape(dZ) != np.shape(Z):
+        return None
+    at_zero = Z == 0
+    if at_zero.any() and not np.allclose(np.asarray(dZ)[at_zero], 0):
+        return "Where Z == 0 the course takes the gradient of ReLU as 0: use Z > 0, not Z >= 0."
+    return None
+
+
+# --------------------------------------------------------------------------- specs
+@dataclass(frozen=True)
+class Spec:
+    params: tuple[str, ...]
+    returns: tuple[str, ...]
+    lesson: str
+    shape_note: Callable | None = None
+    hints: dict = field(default_factory=dict)
+    dtypes: dict = field(default_factory=dict)
+    scalar: frozenset = frozenset()
+    diagnose: Callable | None = None
+
+
+SPECS: dict[str, Spec] = {
+    "zero_pad": Spec(
+        ("X", "pad"), ("X_pad",), "notebook 01, 'Zero padding'", _pad_shape_note,
+        {"X_pad": "Pad axes 1 and 2 only, by pad on both sides, with zeros: "
+                  "np.pad(X, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='constant')."}),
+    "conv_single_step": Spec(
+        ("a_slice_prev", "W", "b"), ("Z",), "notebook 02, 'One step of convolution'", None,
+        {"Z": "Z = sum over the window of a_slice_prev * W, then + b (one number)."},
+        scalar=frozenset({"Z"}), diagnose=_diagnose_conv_single_step),
+    "conv_forward": Spec(
+        ("A_prev", "W", "b", "hparameters"), ("Z", "cache"), "notebook 03, 'Output size' and 'The slice corners'",
+        _conv_shape_note,
+        {"Z": "Check the slice corners (vert_start = h * stride, horiz_start = w * stride), that you slice the "
+              "padded input a_prev_pad, and that you add b[..., c]."},
+        diagnose=_diagnose_conv_forward),
+    "conv_backward": Spec(
+        ("dZ", "cache"), ("dA_prev", "dW", "db"), "notebook 04, 'The three gradients'", _backward_note,
+        {"dA_prev": "Add W[..., c] * dZ[i, h, w, c] into the padded gradient at the strided window, then cut the "
+                    "padding off (careful: X[pad:-pad] is empty when pad = 0).",
+         "dW": "Add a_slice * dZ[i, h, w, c], where a_slice comes from the padded input at the strided window.",
+         "db": "db[..., c] is the sum of dZ[..., c] over examples, rows and columns."}),
+    "pool_forward": Spec(
+        ("A_prev", "hparameters", "mode"), ("A", "cache"), "notebook 05, 'Output size' and 'Max and average'",
+        _pool_shape_note,
+        {"A": "Window corners are h * stride and w * stride; take np.max for 'max' and np.mean for 'average', "
+              "one channel at a time."}),
+    "create_mask_from_window": Spec(
+        ("x",), ("mask",), "notebook 06, 'Max pooling: the mask'", _same_as(0, "x"),
+        {"mask": "mask = (x == np.max(x)), a boolean array."}, dtypes={"mask": "bool"}),
+    "distribute_value": Spec(
+        ("dz", "shape"), ("a",), "notebook 06, 'Average pooling: spreading the gradient'",
+        lambda args: f"the shape argument itself, {tuple(args[1])}",
+        {"a": "Every entry is dz / (n_H * n_W)."}),
+    "pool_backward": Spec(
+        ("dA", "cache", "mode"), ("dA_prev",), "notebook 06, 'Putting it together'",
+        lambda args: f"the shape of A_prev, {np.shape(args[1][0])}",
+        {"dA_prev": "The window corners must use the stride (vert_start = h * stride), and gradients from "
+                    "overlapping windows are added (+=), not assigned."}),
+    "relu": Spec(("Z",), ("A",), "notebook 07, 'ReLU forward'", _same_as(0, "Z"),
+                 {"A": "A = max(0, Z) element-wise: np.maximum(0, Z)."}),
+    "relu_backward": Spec(
+        ("dA", "Z"), ("dZ",), "notebook 07, 'ReLU backward'", _same_as(1, "Z"),
+        {"dZ": "dZ = dA where Z > 0, and 0 elsewhere."}, diagnose=_diagnose_relu_backward),
+    "to_grayscale": Spec(
+        ("image",), ("gray",), "notebook 08, 'From colour to gray'",
+        lambda args: f"the image without its channel axis, {np.shape(args[0])[:2]}",
+        {"gray": "gray = 0.299 R + 0.587 G + 0.114 B (ITU-R BT.601), as float64 on the input's own scale."},
+        diagnose=_diagnose_to_grayscale),
+    "sobel_kernels": Spec(
+        (), ("Kx", "Ky"), "notebook 08, 'The Sobel kernels'", lambda args: "(3, 3) for each kernel",
+        {"Kx": "Kx = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]: it responds to vertical edges (left to right change).",
+         "Ky": "Ky is Kx transposed: [[-1, -2, -1], [0, 0, 0], [1, 2, 1]]."}),
+    "filter2d": Spec(
+        ("image", "kernel"), ("out",), "notebook 08, 'Filtering an image'",
+        lambda args: f"the same size as the image, {np.shape(args[0])}",
+        {"out": "Zero-pad by kernel_size // 2, then out[i, j] = sum(kernel * padded[i:i+k, j:j+k])."},
+        diagnose=_diagnose_filter2d),
+    "sobel_edges": Spec(
+        ("gray",), ("gx", "gy", "magnitude"), "notebook 08, 'Edges of the photograph'",
+        lambda args: f"the same size as the image, {np.shape(args[0])}",
+        {"gx": "gx = filter2d(gray, Kx).", "gy": "gy = filter2d(gray, Ky).",
+         "magnitude": "magnitude = sqrt(gx**2 + gy**2)."}),
+}
+
+
+# --------------------------------------------------------------------------- core
+def _fail(func: str, case: Case, lesson: str, what: str) -> AssertionError:
+    return AssertionError(f"{func} failed on case '{case.name}' ({case.description}).\n{what}\n"
+                          f"Where to look: {lesson}.")
+
+
+def _leaves(value, path=""):
+    """Yield (path, ndarray) for every array inside nested tuples, lists and dicts."""
+    if isinstance(value, np.ndarray):
+        yield path, value
+    elif isinstance(value, (tuple, list)):
+        for i, v in enumerate(value):
+            yield from _leaves(v, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _leaves(v, f"{path}[{k!r}]")
+
+
+def first_difference(got: np.ndarray, expected: np.ndarray, rtol: float = RTOL, atol: float = ATOL):
+    """Return ``(index, n_bad, max_abs_error)`` for arrays of equal shape, or ``None`` if they agree."""
+    got = np.asarray(got, dtype=np.float64) if got.dtype != bool else got.astype(np.float64)
+    exp = expected.astype(np.float64) if expected.dtype == bool else np.asarray(expected, dtype=np.float64)
+    nan_mismatch = np.isnan(got) != np.isnan(exp)
+    err = np.abs(np.nan_to_num(got - exp, nan=np.inf))
+    bad = (err > atol + rtol * np.abs(exp)) & ~(np.isnan(got) & np.isnan(exp)) | nan_mismatch
+    if not bad.any():
+        return None
+    idx = tuple(int(i) for i in np.argwhere(bad)[0])
+    finite = err[np.isfinite(err)]
+    return idx, int(bad.sum()), float(finite.max()) if finite.size else float("inf")
+
+
+def compare_arrays(name: str, got, expected: np.ndarray, *, shape_note: str = "", hint: str = "",
+                   dtype: str = "float64") -> str | None:
+    """Compare one output with its expected value. Return a message saying what differs, or ``None``."""
+    if not isinstance(got, np.ndarray):
+        return (f"{name} should be a numpy array of shape {expected.shape}; got {type(got).__name__}"
+                f"{'' if not hasattr(got, '__len__') else f' of length {len(got)}'}.")
+    if got.shape != expected.shape:
+        return (f"{name} has the wrong shape.\n  expected shape: {expected.shape}\n  got shape:      {got.shape}"
+                + (f"\n  Expected shape: {shape_note}." if shape_note else ""))
+    if dtype == "bool" and got.dtype != np.bool_:
+        return f"{name} should be a boolean array (dtype bool); got dtype {got.dtype}. {hint}"
+    if dtype == "float64" and got.dtype != np.float64:
+        return (f"{name} should have dtype float64; got dtype {got.dtype}. "
+                "Create arrays with np.zeros(shape) (float64 by default), not np.zeros(shape, dtype=int).")
+    diff = first_difference(got, expected)
+    if diff is None:
+        return None
+    idx, n_bad, max_err = diff
+    return (f"{name} has the right shape {expected.shape} but wrong values.\n"
+            f"  first wrong entry: {name}{list(idx)}\n"
+            f"  expected: {expected[idx]!r}\n  got:      {got[idx]!r}\n"
+            f"  {n_bad} of {expected.size} entries differ; largest absolute error {max_err:.4g}.\n"
+            f"  Hint: {hint}")
+
+
+def _unpack(func: str, spec: Spec, result, case: Case) -> dict:
+    n = len(spec.returns)
+    if n == 1:
+        if isinstance(result, tuple):
+            raise _fail(func, case, spec.lesson,
+                        f"{func} should return one value ({spec.returns[0]}); got a tuple of {len(result)}.")
+        return {spec.returns[0]: result}
+    if not isinstance(result, (tuple, list)) or len(result) != n:
+        got = (f"a {type(result).__name__} of length {len(result)}" if isinstance(result, (tuple, list))
+               else f"one {type(result).__name__}")
+        raise _fail(func, case, spec.lesson, f"{func} should return {n} values ({', '.join(spec.returns)}); got {got}.")
+    return dict(zip(spec.returns, result))
+
+
+def _check_scalar(func: str, name: str, got, expected, case: Case, spec: Spec) -> str | None:
+    if isinstance(got, np.ndarray) and got.ndim > 0:
+        return (f"{name} should be a scalar (one number); got an array of shape {got.shape}. "
+                "b has shape (1, 1, 1): add b.item() (a Python float), and sum the whole window with np.sum.")
+    if not isinstance(got, (float, int, np.floating, np.integer, np.ndarray)):
+        return f"{name} should be a number; got {type(got).__name__}."
+    if not np.isclose(float(got), float(expected), rtol=RTOL, atol=ATOL):
+        return (f"{name} has the wrong value.\n  expected: {float(expected)!r}\n  got:      {float(got)!r}\n"
+                f"  absolute error {abs(float(got) - float(expected)):.4g}.\n  Hint: {spec.hints.get(name, '')}")
+    return None
+
+
+def _check_cache(func: str, args: tuple, cache, case: Case, spec: Spec) -> str | None:
+    """conv_forward's cache is (A_prev, W, b, hparameters); pool_forward's is (A_prev, hparameters)."""
+    want = args if func == "conv_forward" else args[:2]
+    names = ("A_prev", "W", "b", "hparameters") if func == "conv_forward" else ("A_prev", "hparameters")
+    if not isinstance(cache, tuple) or len(cache) != len(want):
+        got = f"a tuple of {len(cache)}" if isinstance(cache, tuple) else type(cache).__name__
+        return f"cache should be the tuple ({', '.join(names)}); got {got}."
+    for name, g, w in zip(names, cache, want):
+        if isinstance(w, dict):
+            if g != w:
+                return f"cache's {name} should be the hparameters you were given, {w}; got {g!r}."
+            continue
+        if not isinstance(g, np.ndarray) or g.shape != w.shape:
+            return (f"cache's {name} should be the {name} you were given, shape {w.shape}; got "
+                    f"{getattr(g, 'shape', type(g).__name__)}"
+                    + (" (that looks like the padded input; cache the original A_prev)" if name == "A_prev" else "")
+                    + ".")
+        if not np.array_equal(g, w):
+            return f"cache's {name} has the right shape but not the values you were given."
+    return None
+
+
+def _check_not_mutated(func: str, spec: Spec, before: tuple, after: tuple) -> str | None:
+    for i, (b, a) in enumerate(zip(before, after)):
+        pname = spec.params[i] if i < len(spec.params) else f"argument {i}"
+        for (path, old), (_, new) in zip(_leaves(b), _leaves(a)):
+            if old.shape != new.shape or not np.array_equal(old, new, equal_nan=True):
+                where = ""
+                if old.shape == new.shape:
+                    idx = tuple(int(j) for j in np.argwhere(old != new)[0])
+                    where = f" (entry {list(idx)} was {old[idx]!r}, is now {new[idx]!r})"
+                return (f"{func} changed its input {pname}{path} in place{where}. A graded function never changes "
+                        "its inputs: write into a new array (np.zeros(...), or .copy()).")
+        if isinstance(b, dict) and b != a:
+            return f"{func} changed its input {pname} in place: it was {b}, it is now {a}."
+    return None
+
+
+def check_case(fn: Callable, func: str, case: str | Case = "canonical", *, quiet: bool = False) -> Case:
+    """Run ``fn`` on one stored case and raise ``AssertionError`` with a specific message if it is wrong."""
+    if not callable(fn):
+        raise ValueError(f"check_case: the first argument must be your function {func}, got {type(fn).__name__}")
+    if func not in SPECS:
+        raise ValueError(f"check_case: unknown function {func!r}; known: {', '.join(SPECS)}")
+    spec = SPECS[func]
+    c = case if isinstance(case, Case) else load_case(func, case)
+    args = copy.deepcopy(c.args)
+    before = copy.deepcopy(c.args)
+    try:
+        result = fn(*args)
+    except NotImplementedError:
+        raise
+    except Exception as exc:
+        raise _fail(func, c, spec.lesson,
+                    f"{func}({', '.join(spec.params)}) raised {type(exc).__name__}: {exc}") from exc
+    got = _unpack(func, spec, result, c)
+    problems = []
+    msg = _check_not_mutated(func, spec, before, args)
+    if msg:
+        raise _fail(func, c, spec.lesson, msg)
+    if "cache" in got:
+        msg = _check_cache(func, c.args, got["cache"], c, spec)
+        if msg:
+            raise _fail(func, c, spec.lesson, msg)
+    for name in spec.returns:
+        if name == "cache":
+            continue
+        expected = c.outputs[name]
+        if name in spec.scalar:
+            msg = _check_scalar(func, name, got[name], expected, c, spec)
+        else:
+            note = spec.shape_note(c.args) if spec.shape_note else ""
+            msg = compare_arrays(name, got[name], expected, shape_note=note, hint=spec.hints.get(name, ""),
+                                 dtype=spec.dtypes.get(name, "float64"))
+        if msg:
+            problems.append(msg)
+    if problems:
+        diag = spec.diagnose(fn, c.args, got, c) if spec.diagnose else None
+        text = "\n".join(problems) + (f"\nDiagnosis: {diag}" if diag else "")
+        raise _fail(func, c, spec.lesson, text)
+    if not quiet:
+        print(f"\u2714 {func} passed case '{c.name}' ({c.description}).")
+    return c
+
+
+def check_function(fn: Callable, func: str, cases: str | Iterable[str] | None = None) -> None:
+    """Check ``fn`` (the learner's ``func``) on stored cases: by default every visible (canonical) case.
+
+    Prints one pass line when every case passes; raises ``AssertionError`` at the first failure.
+    """
+    if cases is None:
+        cases = [name for name in list_cases(func)[func] if load_case(func, name).visible]
+    elif isinstance(cases, str):
+        cases = [cases]
+    names = []
+    for name in cases:
+        check_case(fn, func, name, quiet=True)
+        names.append(name)
+    print(f"\u2714 {func}: all {len(names)} check(s) passed ({', '.join(names)}).")
+
+
+def check_not_mutated(fn: Callable, *args, name: str | None = None) -> None:
+    """Call ``fn(*args)`` and raise AssertionError if any argument was changed in place."""
+    before = copy.deepcopy(args)
+    fn(*args)
+    spec = SPECS.get(name or getattr(fn, "__name__", ""), Spec(tuple(f"argument {i}" for i in range(len(args))),
+                                                                (), ""))
+    msg = _check_not_mutated(name or getattr(fn, "__name__", "function"), spec, before, args)
+    assert msg is None, msg
+    print(f"\u2714 {name or fn.__name__} leaves its inputs unchanged.")
+
+
+def check_equal(name: str, got, expected, *, where: str = "", rtol: float = RTOL, atol: float = ATOL) -> None:
+    """Assert that ``got`` equals ``expected`` (arrays or numbers), with an expected-against-got message."""
+    expected_arr = np.asarray(expected)
+    if expected_arr.ndim == 0:
+        ok = np.ndim(got) == 0 and np.isclose(float(got), float(expected_arr), rtol=rtol, atol=atol)
+        assert ok, (f"{name}: expected {float(expected_arr)!r}, got {got!r}."
+                    + (f" Where to look: {where}." if where else ""))
+        return
+    msg = compare_arrays(name, np.asarray(got) if isinstance(got, (list, tuple)) else got, expected_arr,
+                         dtype=str(expected_arr.dtype) if expected_arr.dtype == bool else "any")
+    assert msg is None, msg + (f"\nWhere to look: {where}." if where else "")
+
+
+def show_expected(func: str, case: str = "canonical", index: Sequence | None = None) -> None:
+    """Print the stored expected output of a case, so that a lesson can show it."""
+    c = load_case(func, case)
+    for name, value in c.outputs.items():
+        shown = value[tuple(index)] if index is not None and np.ndim(value) else value
+        print(f"{name}{'' if index is None else list(index)} =\n{np.array2string(np.asarray(shown), precision=8)}")

@@ -1,0 +1,181 @@
+"""Data for the course: the photograph, and the reference cases stored in HDF5.
+
+The reference file ``data/reference_outputs.h5`` holds, for each graded function and each case,
+the arguments it is called with and the outputs the reference solutions give. It is written by
+``cnn-course refdata`` from the solution cells of the source notebooks; nothing here computes it.
+
+Layout of the file::
+
+    /<function>/<case>            attrs: description, visible (bool)
+    /<function>/<case>/args/0..n  the positional arguments, in order
+    /<function>/<case>/outputs/<name>
+
+A value is stored as a dataset (array, int, float, str) or, for a tuple or a dict, as a group
+whose ``kind`` attribute says which; see :func:`write_value` and :func:`read_value`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ._validate import require_array
+
+DATA_DIR = Path(os.environ.get("CNN_COURSE_DATA", Path(__file__).resolve().parent.parent / "data"))
+REFERENCE_FILE = DATA_DIR / "reference_outputs.h5"
+PHOTO_FILE = DATA_DIR / "grace_hopper.jpg"
+
+
+# --------------------------------------------------------------------------- HDF5 values
+def write_value(group: h5py.Group, key: str, value) -> None:
+    """Store ``value`` under ``group[key]``: arrays, numbers, strings, tuples/lists and dicts."""
+    if isinstance(value, dict):
+        sub = group.create_group(key)
+        sub.attrs["kind"] = "dict"
+        for k, v in value.items():
+            write_value(sub, str(k), v)
+    elif isinstance(value, (tuple, list)):
+        sub = group.create_group(key)
+        sub.attrs["kind"] = "tuple"
+        for i, v in enumerate(value):
+            write_value(sub, str(i), v)
+    elif isinstance(value, str):
+        ds = group.create_dataset(key, data=value)
+        ds.attrs["kind"] = "str"
+    elif isinstance(value, (bool, np.bool_)):
+        ds = group.create_dataset(key, data=bool(value))
+        ds.attrs["kind"] = "bool"
+    elif isinstance(value, (int, np.integer)):
+        ds = group.create_dataset(key, data=int(value))
+        ds.attrs["kind"] = "int"
+    elif isinstance(value, (float, np.floating)):
+        ds = group.create_dataset(key, data=float(value))
+        ds.attrs["kind"] = "float"
+    else:
+        ds = group.create_dataset(key, data=np.asarray(value))
+        ds.attrs["kind"] = "array"
+
+
+def read_value(obj):
+    """Inverse of :func:`write_value`."""
+    kind = obj.attrs.get("kind", "array")
+    if isinstance(obj, h5py.Group):
+        keys = list(obj.keys())
+        if kind == "tuple":
+            return tuple(read_value(obj[str(i)]) for i in range(len(keys)))
+        return {k: read_value(obj[k]) for k in keys}
+    if kind == "str":
+        raw = obj[()]
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
+    if kind == "int":
+        return int(obj[()])
+    if kind == "float":
+        return float(obj[()])
+    if kind == "bool":
+        return bool(obj[()])
+    return np.array(obj[()])
+
+
+@dataclass
+class Case:
+    """One stored call of a graded function: its arguments and the reference outputs."""
+
+    function: str
+    name: str
+    description: str
+    visible: bool
+    args: tuple
+    outputs: dict = field(default_factory=dict)
+
+
+def load_case(function: str, case: str = "canonical", path: Path | str | None = None) -> Case:
+    """Load one reference case from the HDF5 file.
+
+    Raises ``ValueError`` naming the available functions or cases when the name is unknown.
+    """
+    path = Path(path) if path is not None else REFERENCE_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"reference file {path} is missing; instructors rebuild it with `cnn-course refdata`")
+    with h5py.File(path, "r") as h5:
+        if function not in h5:
+            raise ValueError(f"no reference cases for {function!r}; the file has: {', '.join(sorted(h5))}")
+        if case not in h5[function]:
+            raise ValueError(f"no case {case!r} for {function}; available: {', '.join(sorted(h5[function]))}")
+        g = h5[function][case]
+        args = read_value(g["args"])
+        outputs = {k: read_value(g["outputs"][k]) for k in g["outputs"]}
+        return Case(function, case, str(g.attrs.get("description", "")), bool(g.attrs.get("visible", False)),
+                    args, outputs)
+
+
+def list_cases(function: str | None = None, path: Path | str | None = None) -> dict[str, list[str]]:
+    """Map each function (or just ``function``) to its case names."""
+    path = Path(path) if path is not None else REFERENCE_FILE
+    with h5py.File(path, "r") as h5:
+        names = [function] if function else sorted(h5)
+        return {f: sorted(h5[f]) for f in names if f in h5}
+
+
+# --------------------------------------------------------------------------- images
+def load_photo(path: Path | str | None = None, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Load the course photograph as a ``(H, W, 3)`` uint8 RGB array, read with Pillow.
+
+    The default is the Grace Hopper portrait in ``data/`` (public domain; see ``data/README.md``).
+    ``size=(width, height)`` resizes it. Used from notebook 01 (an image as a matrix) on.
+    """
+    from PIL import Image
+
+    path = Path(path) if path is not None else PHOTO_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"photo {path} is missing")
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        if size is not None:
+            if len(size) != 2 or min(size) < 1:
+                raise ValueError(f"load_photo: size must be (width, height) with positive ints, got {size!r}")
+            im = im.resize(tuple(int(s) for s in size), Image.Resampling.BILINEAR)
+        return np.asarray(im, dtype=np.uint8).copy()
+
+
+def photo_batch(m: int = 4, size: int = 64, seed: int = 0) -> np.ndarray:
+    """A batch ``(m, size, size, 3)`` of float64 crops of the photograph, values in [0, 1].
+
+    Notebook 01 uses it to show a batch of images as one 4-D array ``(m, n_H, n_W, n_C)``.
+    """
+    if m < 1 or size < 1:
+        raise ValueError(f"photo_batch: m and size must be positive, got m={m}, size={size}")
+    photo = load_photo()
+    rng = np.random.default_rng(seed)
+    H, W, _ = photo.shape
+    if size > min(H, W):
+        raise ValueError(f"photo_batch: size must be at most {min(H, W)} (the photo is {H}x{W}), got {size}")
+    crops = []
+    for _ in range(m):
+        top = int(rng.integers(0, H - size + 1))
+        left = int(rng.integers(0, W - size + 1))
+        crops.append(photo[top:top + size, left:left + size] / 255.0)
+    return np.stack(crops).astype(np.float64)
+
+
+def vertical_line_image(n: int = 8, width: int = 2) -> np.ndarray:
+    """An ``n x n`` float image of zeros with a ``width``-pixel vertical line of ones in the middle.
+
+    The line-detector example of notebook 08.
+    """
+    if n < 1 or width < 1 or width > n:
+        raise ValueError(f"vertical_line_image: need 1 <= width <= n, got n={n}, width={width}")
+    img = np.zeros((n, n))
+    start = (n - width) // 2
+    img[:, start:start + width] = 1.0
+    return img
+
+
+def as_float_image(image, func: str = "as_float_image") -> np.ndarray:
+    """Validate an image ``(H, W)`` or ``(H, W, 3)`` and return it as float64."""
+    arr = require_array(func, "image", image, ndim=(2, 3), layout="(H, W) or (H, W, 3)")
+    if arr.ndim == 3 and arr.shape[2] not in (1, 3, 4):
+        raise ValueError(f"{func}: a colour image must have shape (H, W, 3); got {arr.shape}")
+    return arr.astype(np.float64)

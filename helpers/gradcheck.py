@@ -1,0 +1,162 @@
+"""Numerical gradient checking: compare a backward pass with centred finite differences.
+
+For a layer ``Y = forward(X)`` and any upstream gradient ``dY``, the scalar ``L = sum(Y * dY)`` has
+``dL/dX = backward(dY)``. We estimate ``dL/dX`` one entry at a time with
+
+    (L(X + h e_k) - L(X - h e_k)) / (2 h)
+
+and report the relative error ``|a - n| / max(|a| + |n|, tiny)`` (norms over all entries). Below
+``1e-7`` the backward pass is right; above ``1e-3`` it is certainly wrong. Used in notebooks 04, 06
+and 07.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ._validate import require_array, require_positive_int
+
+DEFAULT_THRESHOLD = 1e-7
+
+
+def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    """Centred finite-difference gradient of the scalar function ``f`` at ``x`` (float64)."""
+    x = require_array("numerical_gradient", "x", x, dtype_kind="f")
+    if x.dtype != np.float64:
+        raise ValueError(f"numerical_gradient: x must be float64 for finite differences; got dtype {x.dtype}")
+    x = x.copy()
+    grad = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"])
+    for _ in it:
+        k = it.multi_index
+        old = x[k]
+        x[k] = old + h
+        plus = float(f(x))
+        x[k] = old - h
+        minus = float(f(x))
+        x[k] = old
+        grad[k] = (plus - minus) / (2 * h)
+    return grad
+
+
+def relative_error(a: np.ndarray, b: np.ndarray) -> float:
+    """``||a - b|| / max(||a|| + ||b||, 1e-12)``: scale-free, 0 when they agree."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"relative_error: both gradients must have the same shape; got {a.shape} and {b.shape}")
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-12))
+
+
+def check_gradient(name: str, analytic, numeric, threshold: float = DEFAULT_THRESHOLD, where: str = "") -> float:
+    """Assert that an analytic gradient matches the numerical one; print and return the relative error."""
+    numeric = np.asarray(numeric, dtype=np.float64)
+    if not isinstance(analytic, np.ndarray) or analytic.shape != numeric.shape:
+        raise AssertionError(f"gradient check of {name}: your gradient should be an array of shape {numeric.shape}; "
+                             f"got {getattr(analytic, 'shape', type(analytic).__name__)}.")
+    err = relative_error(analytic, numeric)
+    if not err < threshold:
+        idx = np.unravel_index(int(np.argmax(np.abs(analytic - numeric))), numeric.shape)
+        raise AssertionError(
+            f"gradient check of {name} FAILED: relative error {err:.3e} (must be below {threshold:.0e}).\n"
+            f"  largest disagreement at {name}{list(map(int, idx))}: finite differences give {numeric[idx]:.8g}, "
+            f"your backward gives {analytic[idx]:.8g}." + (f"\nWhere to look: {where}." if where else ""))
+    print(f"\u2714 gradient check of {name}: relative error {err:.2e} (< {threshold:.0e})")
+    return err
+
+
+def _loss(forward_value, dY):
+    return float(np.sum(forward_value * dY))
+
+
+def check_layer_gradients(forward: Callable, backward: Callable, inputs: dict, *, forward_args: tuple = (),
+                          output_index: int | None = 0, seed: int = 0, threshold: float = DEFAULT_THRESHOLD,
+                          backward_order: tuple | None = None, where: str = "") -> dict:
+    """Check ``backward`` against finite differences of ``forward`` for every array in ``inputs``.
+
+    ``forward(*inputs.values(), *forward_args)`` returns the output (or a tuple whose
+    ``output_index`` entry is the output, and whose last entry is the cache). ``backward(dY, cache)``
+    returns the gradients in the order of ``backward_order`` (default: the order of ``inputs``).
+    Returns the relative error per input.
+    """
+    if not inputs:
+        raise ValueError("check_layer_gradients: inputs must name at least one array")
+    names = list(inputs)
+    values = {k: require_array("check_layer_gradients", k, v, dtype_kind="f").astype(np.float64).copy()
+              for k, v in inputs.items()}
+
+    def run(vals):
+        out = forward(*[vals[k] for k in names], *forward_args)
+        return (out[output_index], out[-1]) if output_index is not None else (out, None)
+
+    Y, cache = run(values)
+    rng = np.random.default_rng(seed)
+    dY = rng.standard_normal(np.shape(Y))
+    grads = backward(dY, cache)
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    order = list(backward_order or names)
+    errors = {}
+    for k in names:
+        if k not in order:
+            continue
+        analytic = grads[order.index(k)]
+
+        def f(x, k=k):
+            vals = dict(values)
+            vals[k] = x
+            return _loss(run(vals)[0], dY)
+
+        errors[k] = check_gradient(f"d{k}" if not k.startswith("d") else k, analytic,
+                                   numerical_gradient(f, values[k]), threshold, where)
+    return errors
+
+
+def check_conv_gradients(conv_forward: Callable, conv_backward: Callable, *, stride: int = 2, pad: int = 1,
+                         f: int = 3, shape: tuple = (2, 5, 6, 3), n_C: int = 2, seed: int = 0) -> dict:
+    """Gradient check of ``conv_backward`` against ``conv_forward`` (notebook 04) on a small random layer."""
+    stride = require_positive_int("check_conv_gradients", "stride", stride)
+    f = require_positive_int("check_conv_gradients", "f", f)
+    if len(shape) != 4:
+        raise ValueError(f"check_conv_gradients: shape must be (m, n_H_prev, n_W_prev, n_C_prev); got {shape}")
+    rng = np.random.default_rng(seed)
+    inputs = {"A_prev": rng.standard_normal(shape), "W": rng.standard_normal((f, f, shape[3], n_C)),
+              "b": rng.standard_normal((1, 1, 1, n_C))}
+    print(f"conv layer: A_prev {shape}, W {(f, f, shape[3], n_C)}, stride {stride}, pad {pad}")
+    return check_layer_gradients(conv_forward, conv_backward, inputs,
+                                 forward_args=({"stride": stride, "pad": pad},), seed=seed + 1,
+                                 where="notebook 04, 'The three gradients'")
+
+
+def check_pool_gradients(pool_forward: Callable, pool_backward: Callable, *, mode: str = "max", f: int = 2,
+                         stride: int = 2, shape: tuple = (2, 6, 7, 2), seed: int = 0) -> dict:
+    """Gradient check of ``pool_backward`` against ``pool_forward`` (notebook 06).
+
+    The input entries are drawn well apart so that no window has a near tie for its maximum, where
+    max pooling has no gradient.
+    """
+    if mode not in ("max", "average"):
+        raise ValueError(f"check_pool_gradients: mode must be 'max' or 'average'; got {mode!r}")
+    rng = np.random.default_rng(seed)
+    n = int(np.prod(shape))
+    A_prev = (rng.permutation(n).reshape(shape) * 0.1).astype(np.float64)  # distinct values, 0.1 apart
+    print(f"{mode} pool: A_prev {tuple(shape)}, f {f}, stride {stride}")
+    hp = {"f": require_positive_int("check_pool_gradients", "f", f),
+          "stride": require_positive_int("check_pool_gradients", "stride", stride)}
+    return check_layer_gradients(lambda A: pool_forward(A, hp, mode), lambda dA, cache: pool_backward(dA, cache, mode),
+                                 {"A_prev": A_prev}, seed=seed + 1, where="notebook 06, 'Putting it together'")
+
+
+def check_activation_gradient(forward: Callable, backward: Callable, *, shape: tuple = (2, 4, 4, 3),
+                              seed: int = 0) -> float:
+    """Gradient check of an activation: ``backward(dA, Z)`` against ``forward(Z)`` (notebook 07).
+
+    Entries of Z are kept at least 0.01 away from 0, where ReLU has a kink.
+    """
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal(shape)
+    Z = np.where(np.abs(Z) < 0.01, 0.5, Z)
+    dA = rng.standard_normal(shape)
+    analytic = backward(dA, Z.copy())
+    numeric = numerical_gradient(lambda z: _loss(forward(z), dA), Z)
+    return check_gradient("dZ", analytic, numeric, where="notebook 07, 'ReLU backward'")

@@ -1,0 +1,243 @@
+"""The reference cases: which inputs each graded function is checked on.
+
+Each builder returns the positional arguments of one call. Builders get the reference solutions
+(``ref``, a dict of functions taken from the source notebooks) for inputs that are themselves
+outputs of another block, such as the ``dZ`` and ``cache`` that ``conv_backward`` consumes.
+
+``visible`` cases are the canonical cases of the lesson, published in the source material and
+checked by the visible test cells. The others are what the hidden test cells check: pad 0,
+non-square inputs, stride 2 and 3 in forward and backward, a batch of one, f = 1.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..data import load_photo
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    description: str
+    build: Callable[[dict], tuple]
+    visible: bool = False
+
+
+def _rng(seed: int):
+    np.random.seed(seed)
+    return np.random.randn
+
+
+def _zero_pad(seed, shape, pad):
+    def build(ref):
+        randn = _rng(seed)
+        return (randn(*shape), pad)
+    return build
+
+
+def _conv_single(seed, shape):
+    def build(ref):
+        randn = _rng(seed)
+        a = randn(*shape)
+        W = randn(*shape)
+        b = randn(1, 1, 1)
+        return (a, W, b)
+    return build
+
+
+def _conv_inputs(seed, a_shape, w_shape, pad, stride):
+    randn = _rng(seed)
+    A_prev = randn(*a_shape)
+    W = randn(*w_shape)
+    b = randn(1, 1, 1, w_shape[3])
+    return A_prev, W, b, {"pad": pad, "stride": stride}
+
+
+def _conv_forward(seed, a_shape, w_shape, pad, stride):
+    def build(ref):
+        return _conv_inputs(seed, a_shape, w_shape, pad, stride)
+    return build
+
+
+def _conv_backward(seed, a_shape, w_shape, pad, stride, dz_is_z=False):
+    def build(ref):
+        A_prev, W, b, hp = _conv_inputs(seed, a_shape, w_shape, pad, stride)
+        Z, cache = ref["conv_forward"](A_prev, W, b, hp)
+        dZ = Z if dz_is_z else np.random.RandomState(seed + 100).randn(*Z.shape)
+        return (dZ, (A_prev, W, b, hp))
+    return build
+
+
+def _pool_forward(seed, shape, f, stride, mode):
+    def build(ref):
+        randn = _rng(seed)
+        return (randn(*shape), {"f": f, "stride": stride}, mode)
+    return build
+
+
+def _pool_backward(seed, shape, f, stride, mode):
+    def build(ref):
+        randn = _rng(seed)
+        A_prev = randn(*shape)
+        hp = {"stride": stride, "f": f}
+        A, _ = ref["pool_forward"](A_prev, hp, mode)
+        dA = randn(*A.shape)  # same random stream as the source material's canonical case
+        return (dA, (A_prev, hp), mode)
+    return build
+
+
+def _relu(seed, shape):
+    def build(ref):
+        return (_rng(seed)(*shape),)
+    return build
+
+
+def _relu_backward(seed, shape):
+    def build(ref):
+        randn = _rng(seed)
+        Z = randn(*shape)
+        dA = randn(*shape)
+        return (dA, Z)
+    return build
+
+
+def _photo_crop(top, left, h, w):
+    return load_photo()[top:top + h, left:left + w].copy()
+
+
+def _filter2d(seed, img_shape, k_shape):
+    def build(ref):
+        randn = _rng(seed)
+        return (randn(*img_shape), randn(*k_shape))
+    return build
+
+
+def _step_image(h=6, w=7, at=3):
+    img = np.zeros((h, w))
+    img[:, at:] = 1.0
+    return img
+
+
+SOBEL_X = np.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+
+CASES: dict[str, dict[str, CaseSpec]] = {
+    "zero_pad": {
+        "canonical": CaseSpec("seed 1, x = randn(4, 3, 3, 2), pad = 3", _zero_pad(1, (4, 3, 3, 2), 3), True),
+        "pad0": CaseSpec("pad = 0 leaves x as it is", _zero_pad(2, (2, 3, 4, 2), 0)),
+        "nonsquare_batch1": CaseSpec("a batch of one non-square image (1, 2, 5, 3), pad = 2",
+                                     _zero_pad(3, (1, 2, 5, 3), 2)),
+    },
+    "conv_single_step": {
+        "canonical": CaseSpec("seed 1, a_slice_prev and W = randn(4, 4, 3), b = randn(1, 1, 1)",
+                              _conv_single(1, (4, 4, 3)), True),
+        "f1": CaseSpec("f = 1 with one channel", _conv_single(2, (1, 1, 1))),
+        "many_channels": CaseSpec("a 3 x 3 window with 7 channels", _conv_single(3, (3, 3, 7))),
+    },
+    "conv_forward": {
+        "canonical": CaseSpec("seed 1, A_prev (2, 5, 7, 4), W (3, 3, 4, 8), pad 1, stride 2",
+                              _conv_forward(1, (2, 5, 7, 4), (3, 3, 4, 8), 1, 2), True),
+        "pad0_stride1": CaseSpec("pad 0, stride 1", _conv_forward(2, (2, 4, 5, 3), (2, 2, 3, 4), 0, 1)),
+        "stride3_nonsquare": CaseSpec("stride 3, pad 2, non-square A_prev (2, 9, 11, 3)",
+                                      _conv_forward(3, (2, 9, 11, 3), (3, 3, 3, 2), 2, 3)),
+        "stride2_floor": CaseSpec("stride 2 where (n + 2 pad - f) / stride is not whole: the floor matters",
+                                  _conv_forward(5, (1, 6, 8, 2), (3, 3, 2, 3), 0, 2)),
+        "f1_batch1": CaseSpec("f = 1 on a batch of one", _conv_forward(4, (1, 4, 6, 3), (1, 1, 3, 5), 0, 1)),
+    },
+    "conv_backward": {
+        "canonical": CaseSpec("seed 1, A_prev (10, 4, 4, 3), W (2, 2, 3, 8), pad 2, stride 2, dZ = Z",
+                              _conv_backward(1, (10, 4, 4, 3), (2, 2, 3, 8), 2, 2, dz_is_z=True), True),
+        "pad0_stride1": CaseSpec("pad 0, stride 1", _conv_backward(2, (2, 4, 5, 3), (2, 2, 3, 4), 0, 1)),
+        "stride3_nonsquare": CaseSpec("stride 3, pad 2, non-square A_prev (2, 9, 11, 3)",
+                                      _conv_backward(3, (2, 9, 11, 3), (3, 3, 3, 2), 2, 3)),
+        "stride2_floor": CaseSpec("stride 2, pad 0, where the last rows and columns are in no window",
+                                  _conv_backward(5, (1, 6, 8, 2), (3, 3, 2, 3), 0, 2)),
+        "f1_batch1": CaseSpec("f = 1 on a batch of one", _conv_backward(4, (1, 4, 6, 3), (1, 1, 3, 5), 0, 1)),
+    },
+    "pool_forward": {
+        "canonical_stride1_max": CaseSpec("seed 1, A_prev (2, 5, 5, 3), f 3, stride 1, max",
+                                          _pool_forward(1, (2, 5, 5, 3), 3, 1, "max"), True),
+        "canonical_stride1_average": CaseSpec("seed 1, A_prev (2, 5, 5, 3), f 3, stride 1, average",
+                                              _pool_forward(1, (2, 5, 5, 3), 3, 1, "average"), True),
+        "canonical_stride2_max": CaseSpec("seed 1, A_prev (2, 5, 5, 3), f 3, stride 2, max",
+                                          _pool_forward(1, (2, 5, 5, 3), 3, 2, "max"), True),
+        "canonical_stride2_average": CaseSpec("seed 1, A_prev (2, 5, 5, 3), f 3, stride 2, average",
+                                              _pool_forward(1, (2, 5, 5, 3), 3, 2, "average"), True),
+        "stride3_nonsquare_max": CaseSpec("f 2, stride 3, non-square (2, 8, 10, 3), max",
+                                          _pool_forward(3, (2, 8, 10, 3), 2, 3, "max")),
+        "stride3_nonsquare_average": CaseSpec("f 2, stride 3, non-square (2, 8, 10, 3), average",
+                                              _pool_forward(3, (2, 8, 10, 3), 2, 3, "average")),
+        "f2_stride2_odd_max": CaseSpec("f 2, stride 2 on 7 x 7: the floor drops the last row and column",
+                                       _pool_forward(4, (1, 7, 7, 2), 2, 2, "max")),
+        "f1_batch1_average": CaseSpec("f 1, stride 1 on a batch of one: the identity",
+                                      _pool_forward(5, (1, 3, 4, 2), 1, 1, "average")),
+    },
+    "create_mask_from_window": {
+        "canonical": CaseSpec("x = [[-1, 2, 3], [2, -3, 2], [1, 5, -2]]",
+                              lambda ref: (np.array([[-1, 2, 3], [2, -3, 2], [1, 5, -2]]),), True),
+        "random_2x3": CaseSpec("seed 1, x = randn(2, 3)", lambda ref: (_rng(1)(2, 3),)),
+        "single": CaseSpec("a 1 x 1 window", lambda ref: (np.array([[7.5]]),)),
+    },
+    "distribute_value": {
+        "canonical": CaseSpec("dz = 2, shape = (2, 2)", lambda ref: (2, (2, 2)), True),
+        "nonsquare": CaseSpec("dz = 3.0, shape = (2, 3)", lambda ref: (3.0, (2, 3))),
+        "negative_3x3": CaseSpec("dz = -1.5, shape = (3, 3)", lambda ref: (-1.5, (3, 3))),
+    },
+    "pool_backward": {
+        "canonical_max": CaseSpec("seed 1, A_prev (5, 5, 3, 2), f 2, stride 1, dA = randn(5, 4, 2, 2), max",
+                                  _pool_backward(1, (5, 5, 3, 2), 2, 1, "max"), True),
+        "canonical_average": CaseSpec("seed 1, A_prev (5, 5, 3, 2), f 2, stride 1, dA = randn(5, 4, 2, 2), average",
+                                      _pool_backward(1, (5, 5, 3, 2), 2, 1, "average"), True),
+        "stride2_max": CaseSpec("f 2, stride 2 (windows side by side), max",
+                                _pool_backward(2, (2, 6, 6, 3), 2, 2, "max")),
+        "stride2_overlap_average": CaseSpec("f 3, stride 2 (windows overlap), average",
+                                            _pool_backward(6, (2, 7, 9, 2), 3, 2, "average")),
+        "stride3_max": CaseSpec("f 2, stride 3 (gaps between windows), non-square, max",
+                                _pool_backward(3, (2, 8, 11, 3), 2, 3, "max")),
+        "stride3_average": CaseSpec("f 2, stride 3 (gaps between windows), non-square, average",
+                                    _pool_backward(3, (2, 8, 11, 3), 2, 3, "average")),
+        "f1_batch1_max": CaseSpec("f 1 on a batch of one, max", _pool_backward(4, (1, 3, 4, 2), 1, 1, "max")),
+    },
+    "relu": {
+        "canonical": CaseSpec("seed 1, Z = randn(2, 4, 4, 3)", _relu(1, (2, 4, 4, 3)), True),
+        "with_zeros": CaseSpec("exact zeros and tiny values",
+                               lambda ref: (np.array([[[[-2.0], [0.0]], [[1e-12], [3.5]]]]),)),
+        "batch1": CaseSpec("a batch of one (1, 3, 5, 1)", _relu(2, (1, 3, 5, 1))),
+    },
+    "relu_backward": {
+        "canonical": CaseSpec("seed 1, Z = randn(2, 4, 4, 3), dA = randn(2, 4, 4, 3)",
+                              _relu_backward(1, (2, 4, 4, 3)), True),
+        "at_zero": CaseSpec("the gradient at Z = 0 is taken as 0",
+                            lambda ref: (np.array([[[[2.0], [3.0]], [[-1.0], [5.0]]]]),
+                                         np.array([[[[0.0], [1.0]], [[-4.0], [0.0]]]]))),
+        "batch1": CaseSpec("a batch of one (1, 3, 5, 1)", _relu_backward(2, (1, 3, 5, 1))),
+    },
+    "to_grayscale": {
+        "canonical": CaseSpec("a 16 x 20 uint8 crop of the photograph", lambda ref: (_photo_crop(200, 250, 16, 20),),
+                              True),
+        "float_input": CaseSpec("a float image (4, 5, 3) with values in [0, 1]",
+                                lambda ref: (np.random.RandomState(7).rand(4, 5, 3),)),
+        "bright_uint8": CaseSpec("bright uint8 pixels, where R + G + B overflows uint8",
+                                 lambda ref: (np.full((2, 3, 3), 250, dtype=np.uint8),)),
+    },
+    "sobel_kernels": {
+        "canonical": CaseSpec("no arguments", lambda ref: (), True),
+    },
+    "filter2d": {
+        "canonical": CaseSpec("seed 1, image = randn(6, 7), kernel = randn(3, 3)", _filter2d(1, (6, 7), (3, 3)), True),
+        "kernel5_nonsquare": CaseSpec("a 5 x 5 kernel on an 8 x 9 image", _filter2d(2, (8, 9), (5, 5))),
+        "kernel1": CaseSpec("a 1 x 1 kernel", _filter2d(3, (4, 3), (1, 1))),
+        "sobel_on_step": CaseSpec("the Sobel x kernel on a dark-to-bright vertical step",
+                                  lambda ref: (_step_image(), SOBEL_X.copy())),
+    },
+    "sobel_edges": {
+        "canonical": CaseSpec("the grayscale of a 24 x 32 crop of the photograph",
+                              lambda ref: (ref["to_grayscale"](_photo_crop(180, 240, 24, 32)),), True),
+        "step": CaseSpec("a vertical step: gy is zero inside, gx is not",
+                         lambda ref: (_step_image(5, 6, 3),)),
+    },
+}
+
+# Outputs that are checked against the inputs rather than stored (the caches).
+NOT_STORED = {"cache"}

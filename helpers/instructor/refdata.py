@@ -1,0 +1,80 @@
+"""Write ``data/reference_outputs.h5`` from the reference solutions in the source notebooks.
+
+The reference solutions are the solution cells of ``notebooks/*/*.ipynb``. They are executed here,
+in the instructor's process, and never copied into the package or the student edition.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import h5py
+import nbformat
+import numpy as np
+
+from ..checks import SPECS
+from ..data import REFERENCE_FILE, write_value
+from .cases import CASES, NOT_STORED
+from .course import ASSIGNMENTS, GRADED_FUNCTIONS
+
+
+def solution_source(nb_path: Path) -> str:
+    """The code of every solution cell of a notebook, joined, with the nbgrader markers left in."""
+    nb = nbformat.read(str(nb_path), as_version=4)
+    parts = [c.source for c in nb.cells
+             if c.cell_type == "code" and c.get("metadata", {}).get("nbgrader", {}).get("solution")]
+    return "\n\n".join(parts)
+
+
+def reference_functions(root: Path | None = None) -> dict:
+    """Map each graded function to its reference implementation, taken from its own notebook."""
+    funcs = {}
+    for a in ASSIGNMENTS:
+        path = a.source if root is None else Path(root) / "notebooks" / a.id / f"{a.notebook}.ipynb"
+        ns: dict = {"np": np, "__name__": f"reference_{a.id}"}
+        exec(compile("import numpy as np\n" + solution_source(path), str(path), "exec"), ns)
+        for f in a.functions:
+            if f not in ns:
+                raise RuntimeError(f"{path}: no solution cell defines {f}")
+            funcs[f] = ns[f]
+    return funcs
+
+
+def compute_cases(ref: dict) -> dict:
+    """{function: {case: (CaseSpec, args, outputs)}} computed with the reference solutions."""
+    out = {}
+    for func, cases in CASES.items():
+        names = SPECS[func].returns
+        out[func] = {}
+        for case_name, spec in cases.items():
+            args = spec.build(ref)
+            result = ref[func](*copy.deepcopy(args))
+            values = result if len(names) > 1 else (result,)
+            outputs = {n: (float(v) if np.ndim(v) == 0 else np.asarray(v))
+                       for n, v in zip(names, values) if n not in NOT_STORED}
+            out[func][case_name] = (spec, args, outputs)
+    return out
+
+
+def write_reference(path: Path | str = REFERENCE_FILE, ref: dict | None = None) -> Path:
+    """Compute every case with the reference solutions and write the HDF5 file."""
+    ref = ref if ref is not None else reference_functions()
+    missing = set(GRADED_FUNCTIONS) - set(CASES)
+    if missing:
+        raise RuntimeError(f"no reference cases defined for {sorted(missing)}")
+    path = Path(path)
+    tmp = path.with_suffix(".tmp.h5")
+    with h5py.File(tmp, "w", track_order=True) as h5:
+        h5.attrs["written_by"] = "cnn-course refdata (helpers/instructor/refdata.py)"
+        for func, cases in compute_cases(ref).items():
+            fg = h5.create_group(func)
+            for case_name, (spec, args, outputs) in cases.items():
+                g = fg.create_group(case_name)
+                g.attrs["description"] = spec.description
+                g.attrs["visible"] = spec.visible
+                write_value(g, "args", tuple(args))
+                og = g.create_group("outputs")
+                for n, v in outputs.items():
+                    write_value(og, n, v)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,352 @@
+"""Figures for the lessons, drawn from real arrays.
+
+Each ``show_*`` function draws one figure. In a notebook it displays the figure and returns
+``None`` (so the figure is shown once); elsewhere (tests, scripts) it returns the ``Figure``.
+Inputs are validated: a wrong shape raises ``ValueError`` naming the expected shape.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Rectangle
+
+from ._validate import require_array, require_positive_int
+
+PAD_COLOR = "#f4a261"
+WINDOW_COLOR = "#e63946"
+OUT_COLOR = "#2a9d8f"
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+        ip = get_ipython()
+        return ip is not None and "IPKernelApp" in ip.config
+    except Exception:
+        return False
+
+
+def _finish(fig):
+    fig.tight_layout()
+    if _in_notebook():
+        from IPython.display import display
+        display(fig)
+        plt.close(fig)
+        return None
+    return fig
+
+
+def _grid(ax, M, *, annotate=True, fmt="{:.2g}", cmap="viridis", title=None, vmin=None, vmax=None, fontsize=None):
+    """Draw a 2-D array as a grid of cells, with its values written in when small enough."""
+    M = np.asarray(M, dtype=float)
+    im = ax.imshow(M, cmap=cmap, vmin=vmin, vmax=vmax)
+    h, w = M.shape
+    ax.set_xticks(np.arange(-0.5, w, 1), minor=True)
+    ax.set_yticks(np.arange(-0.5, h, 1), minor=True)
+    ax.grid(which="minor", color="white", linewidth=0.6)
+    ax.tick_params(which="both", length=0)
+    ax.set_xticks(range(w) if w <= 12 else [])
+    ax.set_yticks(range(h) if h <= 12 else [])
+    if annotate and h * w <= 144:
+        lo, hi = np.nanmin(M), np.nanmax(M)
+        mid = (lo + hi) / 2
+        for i in range(h):
+            for j in range(w):
+                ax.text(j, i, fmt.format(M[i, j]), ha="center", va="center",
+                        fontsize=fontsize or (9 if h * w <= 49 else 7),
+                        color="black" if (cmap in ("gray", "Greys_r") and M[i, j] > mid) or
+                                         (cmap not in ("gray", "Greys_r") and M[i, j] > mid) else "white")
+    if title:
+        ax.set_title(title)
+    return im
+
+
+def show_matrix(M, title: str = "", fmt: str = "{:.2g}", cmap: str = "viridis"):
+    """One 2-D array as an annotated grid."""
+    M = require_array("show_matrix", "M", M, ndim=2, layout="(rows, cols)")
+    fig, ax = plt.subplots(figsize=(max(3, M.shape[1] * 0.55), max(2.5, M.shape[0] * 0.55)))
+    _grid(ax, M, fmt=fmt, cmap=cmap, title=title)
+    return _finish(fig)
+
+
+def show_matrices(mats: dict, fmt: str = "{:.2g}", cmap: str = "viridis", suptitle: str = ""):
+    """Several 2-D arrays side by side, each titled by its key."""
+    if not isinstance(mats, dict) or not mats:
+        raise ValueError("show_matrices: expected a non-empty dict {title: 2-D array}")
+    arrays = {k: require_array("show_matrices", k, v, ndim=2, layout="(rows, cols)") for k, v in mats.items()}
+    widths = [a.shape[1] for a in arrays.values()]
+    fig, axes = plt.subplots(1, len(arrays), figsize=(max(4, 0.5 * sum(widths) + 1.2 * len(arrays)), 3.4),
+                             gridspec_kw={"width_ratios": widths})
+    for ax, (title, a) in zip(np.atleast_1d(axes), arrays.items()):
+        _grid(ax, a, fmt=fmt, cmap=cmap, title=title)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return _finish(fig)
+
+
+# --------------------------------------------------------------------------- notebook 01
+def show_image_as_matrix(image, top: int = 0, left: int = 0, size: int = 8, channel: int | None = None):
+    """The photograph with a small square marked, and that square's pixel values (0-255) as a grid."""
+    image = require_array("show_image_as_matrix", "image", image, ndim=(2, 3), layout="(H, W) or (H, W, 3)")
+    size = require_positive_int("show_image_as_matrix", "size", size)
+    H, W = image.shape[:2]
+    if not (0 <= top <= H - size and 0 <= left <= W - size):
+        raise ValueError(f"show_image_as_matrix: the {size}x{size} square at ({top}, {left}) must lie inside the "
+                         f"{H}x{W} image")
+    patch = image[top:top + size, left:left + size]
+    if patch.ndim == 3:
+        patch = patch[..., 0 if channel is None else channel]
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(10, 4.6), gridspec_kw={"width_ratios": [1, 1.15]})
+    a0.imshow(image, cmap=None if image.ndim == 3 else "gray")
+    a0.add_patch(Rectangle((left - 0.5, top - 0.5), size, size, fill=False, ec=WINDOW_COLOR, lw=2))
+    a0.set_title(f"the photo, {H} x {W} pixels" + (f" x {image.shape[2]} channels" if image.ndim == 3 else ""))
+    a0.axis("off")
+    cname = "" if image.ndim == 2 else f", {'RGB'[0 if channel is None else channel]} channel"
+    _grid(a1, patch, fmt="{:.0f}", cmap="gray", vmin=0, vmax=255,
+          title=f"rows {top}-{top + size - 1}, columns {left}-{left + size - 1}{cname}", fontsize=8)
+    return _finish(fig)
+
+
+def show_channels(image):
+    """The three colour channels of an RGB image side by side, each as its own gray image."""
+    image = require_array("show_channels", "image", image, ndim=3, layout="(H, W, 3)")
+    if image.shape[2] != 3:
+        raise ValueError(f"show_channels: image must have shape (H, W, 3); got {image.shape}")
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
+    axes[0].imshow(image)
+    axes[0].set_title(f"image {image.shape}")
+    for c, (ax, name) in enumerate(zip(axes[1:], ("red", "green", "blue"))):
+        ax.imshow(image[..., c], cmap="gray", vmin=0, vmax=255 if image.dtype == np.uint8 else 1)
+        ax.set_title(f"image[:, :, {c}]  ({name})")
+    for ax in axes:
+        ax.axis("off")
+    return _finish(fig)
+
+
+def show_batch(batch):
+    """A batch ``(m, n_H, n_W, n_C)`` as m images in a row, each titled with its index."""
+    batch = require_array("show_batch", "batch", batch, ndim=4, layout="(m, n_H, n_W, n_C)")
+    m = batch.shape[0]
+    fig, axes = plt.subplots(1, m, figsize=(2.6 * m, 2.9))
+    for i, ax in enumerate(np.atleast_1d(axes)):
+        img = batch[i]
+        ax.imshow(img if img.shape[2] == 3 else img[..., 0], cmap=None if img.shape[2] == 3 else "gray")
+        ax.set_title(f"batch[{i}]  {img.shape}")
+        ax.axis("off")
+    fig.suptitle(f"one array of shape (m, n_H, n_W, n_C) = {batch.shape}")
+    return _finish(fig)
+
+
+def show_padding(x, x_pad, example: int = 0, channel: int = 0):
+    """One channel of one example before and after zero padding, with the added border shaded."""
+    x = require_array("show_padding", "x", x, ndim=4, layout="(m, n_H, n_W, n_C)")
+    x_pad = require_array("show_padding", "x_pad", x_pad, ndim=4, layout="(m, n_H + 2 pad, n_W + 2 pad, n_C)")
+    pad2 = x_pad.shape[1] - x.shape[1]
+    if pad2 < 0 or pad2 % 2 or x_pad.shape[2] - x.shape[2] != pad2 or x_pad.shape[::3] != x.shape[::3]:
+        raise ValueError(f"show_padding: x_pad must have shape (m, n_H + 2 pad, n_W + 2 pad, n_C) for x of shape "
+                         f"{x.shape}; got {x_pad.shape}")
+    pad = pad2 // 2
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(9, 4.3), gridspec_kw={"width_ratios": [x.shape[2], x_pad.shape[2]]})
+    vmin, vmax = x_pad[example, ..., channel].min(), x_pad[example, ..., channel].max()
+    _grid(a0, x[example, ..., channel], title=f"x[{example}, :, :, {channel}]  {x.shape[1:3]}", vmin=vmin, vmax=vmax)
+    _grid(a1, x_pad[example, ..., channel], title=f"x_pad[{example}, :, :, {channel}]  {x_pad.shape[1:3]}, pad = {pad}",
+          vmin=vmin, vmax=vmax)
+    if pad:
+        H, W = x_pad.shape[1:3]
+        a1.add_patch(Rectangle((pad - 0.5, pad - 0.5), W - 2 * pad, H - 2 * pad, fill=False, ec=PAD_COLOR, lw=2.5))
+    return _finish(fig)
+
+
+# --------------------------------------------------------------------------- notebooks 02-04
+def show_sliding_window(A_prev, f: int, stride: int, pad: int, h: int, w: int, example: int = 0, channel: int = 0):
+    """Where output position (h, w) reads from: the f x f window on the padded input, with its corners.
+
+    Draws the padded input (one channel), the window at ``vert_start = h * stride``,
+    ``horiz_start = w * stride``, and the output grid with cell (h, w) marked.
+    """
+    A_prev = require_array("show_sliding_window", "A_prev", A_prev, ndim=4, layout="(m, n_H_prev, n_W_prev, n_C_prev)")
+    f = require_positive_int("show_sliding_window", "f", f)
+    stride = require_positive_int("show_sliding_window", "stride", stride)
+    if pad < 0:
+        raise ValueError(f"show_sliding_window: pad must be >= 0, got {pad}")
+    n_H = (A_prev.shape[1] + 2 * pad - f) // stride + 1
+    n_W = (A_prev.shape[2] + 2 * pad - f) // stride + 1
+    if not (0 <= h < n_H and 0 <= w < n_W):
+        raise ValueError(f"show_sliding_window: (h, w) must index the {n_H} x {n_W} output; got ({h}, {w})")
+    plane = np.pad(A_prev[example, ..., channel], pad)
+    vs, hs = h * stride, w * stride
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(10, 4.6), gridspec_kw={"width_ratios": [plane.shape[1], n_W + 1]})
+    _grid(a0, plane, title=f"padded input, channel {channel} (pad = {pad})", cmap="Blues", annotate=plane.size <= 100)
+    if pad:
+        a0.add_patch(Rectangle((pad - 0.5, pad - 0.5), A_prev.shape[2], A_prev.shape[1], fill=False, ec=PAD_COLOR,
+                               lw=1.5, ls="--"))
+    a0.add_patch(Rectangle((hs - 0.5, vs - 0.5), f, f, fill=False, ec=WINDOW_COLOR, lw=3))
+    a0.annotate(f"vert_start = h*stride = {vs}\nhoriz_start = w*stride = {hs}", xy=(hs - 0.5, vs - 0.5),
+                xytext=(0.02, -0.16), textcoords="axes fraction", color=WINDOW_COLOR, fontsize=9)
+    a0.annotate(f"vert_end = {vs + f}, horiz_end = {hs + f}", xy=(hs + f - 0.5, vs + f - 0.5),
+                xytext=(0.55, -0.16), textcoords="axes fraction", color=WINDOW_COLOR, fontsize=9)
+    out = np.zeros((n_H, n_W))
+    out[h, w] = 1
+    _grid(a1, out, annotate=False, cmap="Greens", title=f"output {n_H} x {n_W}: cell (h={h}, w={w})")
+    return _finish(fig)
+
+
+def show_filter_step(a_slice, W, b=0.0, Z=None):
+    """One step of convolution on one channel: the window, the filter, their product, and the sum."""
+    a_slice = require_array("show_filter_step", "a_slice", a_slice, ndim=(2, 3), layout="(f, f) or (f, f, n_C)")
+    W = require_array("show_filter_step", "W", W, ndim=(2, 3), layout="(f, f) or (f, f, n_C)")
+    if a_slice.shape != W.shape:
+        raise ValueError(f"show_filter_step: a_slice and W must have the same shape; got {a_slice.shape} and "
+                         f"{W.shape}")
+    a2 = a_slice if a_slice.ndim == 2 else a_slice[..., 0]
+    w2 = W if W.ndim == 2 else W[..., 0]
+    prod = a2 * w2
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
+    _grid(axes[0], a2, title="window a_slice_prev" + ("" if a_slice.ndim == 2 else "[:, :, 0]"), cmap="Blues")
+    _grid(axes[1], w2, title="filter W" + ("" if W.ndim == 2 else "[:, :, 0]"), cmap="Oranges")
+    _grid(axes[2], prod, title="element-wise product", cmap="Purples")
+    b_val = float(np.asarray(b).reshape(-1)[0]) if np.size(b) else 0.0
+    text = f"sum of products over all {a_slice.size} entries + b ({b_val:.3g})"
+    if Z is not None:
+        text += f"  =  Z = {float(Z):.6g}"
+    fig.suptitle(text)
+    return _finish(fig)
+
+
+def show_feature_maps(Z, example: int = 0, max_maps: int = 8, title: str = "Z"):
+    """The output channels (feature maps) of one example, side by side."""
+    Z = require_array("show_feature_maps", "Z", Z, ndim=4, layout="(m, n_H, n_W, n_C)")
+    n = min(Z.shape[3], max_maps)
+    fig, axes = plt.subplots(1, n, figsize=(2.2 * n, 2.6))
+    for c, ax in enumerate(np.atleast_1d(axes)):
+        ax.imshow(Z[example, ..., c], cmap="RdBu_r")
+        ax.set_title(f"{title}[{example}, :, :, {c}]", fontsize=9)
+        ax.axis("off")
+    return _finish(fig)
+
+
+def show_gradient_spread(W_c, dz: float, f: int, stride: int, h: int, w: int, shape: tuple):
+    """How one dZ[h, w] spreads back: dz * W_c is added to the window of dA_prev that (h, w) read."""
+    W_c = require_array("show_gradient_spread", "W_c", W_c, ndim=2, layout="(f, f)")
+    if W_c.shape != (f, f):
+        raise ValueError(f"show_gradient_spread: W_c must have shape ({f}, {f}); got {W_c.shape}")
+    canvas = np.zeros(shape)
+    vs, hs = h * stride, w * stride
+    if vs + f > shape[0] or hs + f > shape[1]:
+        raise ValueError(f"show_gradient_spread: the window at ({vs}, {hs}) does not fit in {shape}")
+    canvas[vs:vs + f, hs:hs + f] = W_c * dz
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(9, 4))
+    _grid(a0, W_c, title="filter W[:, :, 0, c]", cmap="Oranges")
+    _grid(a1, canvas, title=f"contribution of dZ[h={h}, w={w}] = {dz:.3g} to dA_prev_pad", cmap="RdBu_r")
+    a1.add_patch(Rectangle((hs - 0.5, vs - 0.5), f, f, fill=False, ec=WINDOW_COLOR, lw=3))
+    return _finish(fig)
+
+
+# --------------------------------------------------------------------------- notebooks 05-06
+def show_pooling(x, A_max, A_avg, f: int, stride: int):
+    """The same 2-D input pooled by max and by average, with the first window marked."""
+    x = require_array("show_pooling", "x", x, ndim=2, layout="(n_H_prev, n_W_prev)")
+    A_max = require_array("show_pooling", "A_max", A_max, ndim=2, layout="(n_H, n_W)")
+    A_avg = require_array("show_pooling", "A_avg", A_avg, ndim=2, layout="(n_H, n_W)")
+    n_H, n_W = (x.shape[0] - f) // stride + 1, (x.shape[1] - f) // stride + 1
+    for name, a in (("A_max", A_max), ("A_avg", A_avg)):
+        if a.shape != (n_H, n_W):
+            raise ValueError(f"show_pooling: {name} must have shape ({n_H}, {n_W}) = floor((n - f) / stride) + 1 for "
+                             f"x {x.shape}, f {f}, stride {stride}; got {a.shape}")
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4), gridspec_kw={"width_ratios": [x.shape[1], n_W, n_W]})
+    _grid(axes[0], x, title=f"input {x.shape}, f = {f}, stride = {stride}", cmap="Blues")
+    axes[0].add_patch(Rectangle((-0.5, -0.5), f, f, fill=False, ec=WINDOW_COLOR, lw=3))
+    if n_W > 1:
+        axes[0].add_patch(Rectangle((stride - 0.5, -0.5), f, f, fill=False, ec=WINDOW_COLOR, lw=1.5, ls="--"))
+    _grid(axes[1], A_max, title=f"max pooling {A_max.shape}", cmap="Reds")
+    _grid(axes[2], A_avg, title=f"average pooling {A_avg.shape}", cmap="Greens")
+    return _finish(fig)
+
+
+def show_mask(x, mask):
+    """A window and the boolean mask that marks its maximum."""
+    x = require_array("show_mask", "x", x, ndim=2, layout="(f, f)")
+    mask = require_array("show_mask", "mask", mask, ndim=2, layout="(f, f)")
+    if mask.shape != x.shape:
+        raise ValueError(f"show_mask: mask must have the shape of x, {x.shape}; got {mask.shape}")
+    return show_matrices({"window x": x, "mask (x == max)": mask.astype(float)}, fmt="{:.3g}")
+
+
+def show_pool_backward(dA_prev_max, dA_prev_avg, example: int = 0, channel: int = 0):
+    """Where the gradient lands in max and in average pooling, for one channel of one example."""
+    dA_prev_max = require_array("show_pool_backward", "dA_prev_max", dA_prev_max, ndim=4, layout="(m, n_H, n_W, n_C)")
+    dA_prev_avg = require_array("show_pool_backward", "dA_prev_avg", dA_prev_avg, ndim=4, layout="(m, n_H, n_W, n_C)")
+    return show_matrices({f"max: dA_prev[{example}, :, :, {channel}]": dA_prev_max[example, ..., channel],
+                          f"average: dA_prev[{example}, :, :, {channel}]": dA_prev_avg[example, ..., channel]},
+                         cmap="RdBu_r")
+
+
+# --------------------------------------------------------------------------- notebook 07
+def show_activation(z, a, dz, name: str = "ReLU"):
+    """An activation and its derivative, drawn from arrays the learner's functions computed."""
+    z = require_array("show_activation", "z", z, ndim=1, layout="(n,)")
+    a = require_array("show_activation", "a", a, ndim=1, layout="(n,)")
+    dz = require_array("show_activation", "dz", dz, ndim=1, layout="(n,)")
+    if not (z.shape == a.shape == dz.shape):
+        raise ValueError(f"show_activation: z, a and dz must have the same shape (n,); got {z.shape}, {a.shape}, "
+                         f"{dz.shape}")
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
+    a0.plot(z, a, color=OUT_COLOR, lw=2.5)
+    a0.set_title(f"{name}(z)")
+    a1.plot(z, dz, color=WINDOW_COLOR, lw=2.5, drawstyle="steps-mid")
+    a1.set_title(f"d{name}/dz (upstream gradient 1)")
+    for ax in (a0, a1):
+        ax.axhline(0, color="gray", lw=0.8)
+        ax.axvline(0, color="gray", lw=0.8)
+        ax.set_xlabel("z")
+        ax.grid(alpha=0.3)
+    return _finish(fig)
+
+
+# --------------------------------------------------------------------------- notebook 08
+def show_kernels(Kx, Ky):
+    """The two Sobel kernels with their values."""
+    Kx = require_array("show_kernels", "Kx", Kx, ndim=2, layout="(3, 3)")
+    Ky = require_array("show_kernels", "Ky", Ky, ndim=2, layout="(3, 3)")
+    return show_matrices({"Kx (vertical edges)": Kx, "Ky (horizontal edges)": Ky}, fmt="{:.0f}", cmap="RdBu_r")
+
+
+def show_edges(image, gx, gy, magnitude):
+    """The photograph beside its vertical edges (gx), horizontal edges (gy) and edge magnitude."""
+    image = require_array("show_edges", "image", image, ndim=(2, 3), layout="(H, W) or (H, W, 3)")
+    H, W = image.shape[:2]
+    arrays = {}
+    for name, arr in (("gx", gx), ("gy", gy), ("magnitude", magnitude)):
+        arr = require_array("show_edges", name, arr, ndim=2, layout=f"({H}, {W})")
+        if arr.shape != (H, W):
+            raise ValueError(f"show_edges: {name} must have the image's shape ({H}, {W}); got {arr.shape}")
+        arrays[name] = arr
+    fig, axes = plt.subplots(1, 4, figsize=(15, 4.6))
+    axes[0].imshow(image, cmap=None if image.ndim == 3 else "gray")
+    axes[0].set_title("photograph")
+    lim = max(np.abs(arrays["gx"]).max(), np.abs(arrays["gy"]).max()) or 1.0
+    axes[1].imshow(arrays["gx"], cmap="RdBu_r", vmin=-lim / 2, vmax=lim / 2)
+    axes[1].set_title("gx = image ⋆ Kx  (vertical edges)")
+    axes[2].imshow(arrays["gy"], cmap="RdBu_r", vmin=-lim / 2, vmax=lim / 2)
+    axes[2].set_title("gy = image ⋆ Ky  (horizontal edges)")
+    axes[3].imshow(arrays["magnitude"], cmap="gray_r", vmax=np.percentile(arrays["magnitude"], 99.5) or None)
+    axes[3].set_title("magnitude  sqrt(gx² + gy²)")
+    for ax in axes:
+        ax.axis("off")
+    return _finish(fig)
+
+
+def show_flip_difference(corr, conv):
+    """Cross-correlation against true convolution with the same kernel, on the same image."""
+    corr = require_array("show_flip_difference", "corr", corr, ndim=2, layout="(H, W)")
+    conv = require_array("show_flip_difference", "conv", conv, ndim=2, layout="(H, W)")
+    if corr.shape != conv.shape:
+        raise ValueError(f"show_flip_difference: both results must have the same shape; got {corr.shape} and "
+                         f"{conv.shape}")
+    lim = max(np.abs(corr).max(), np.abs(conv).max()) or 1.0
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.3))
+    for ax, M, t in zip(axes, (corr, conv), ("cross-correlation (what CNNs compute)", "true convolution (kernel flipped)")):
+        ax.imshow(M, cmap="RdBu_r", vmin=-lim / 2, vmax=lim / 2)
+        ax.set_title(t)
+        ax.axis("off")
+    return _finish(fig)

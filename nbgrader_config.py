@@ -1,0 +1,28 @@
+"""nbgrader configuration for the course (see https://nbgrader.readthedocs.io/en/stable/configuration/)."""
+import os
+
+c = get_config()  # noqa: F821 - provided by traitlets
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+c.CourseDirectory.root = HERE
+c.CourseDirectory.course_id = "cnn-building-blocks"
+c.CourseDirectory.source_directory = "notebooks"
+c.CourseDirectory.release_directory = "release"
+c.CourseDirectory.submitted_directory = "submitted"
+c.CourseDirectory.autograded_directory = "autograded"
+c.CourseDirectory.feedback_directory = "feedback"
+c.CourseDirectory.db_url = os.environ.get("CNN_COURSE_DB_URL", f"sqlite:///{os.path.join(HERE, 'gradebook.db')}")
+# Files that never go to students or back to them.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*"]
+
+# The stub that replaces each solution region in the student edition.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Grading: restore test cells a student deleted, a per-cell timeout, interrupt rather than hang.
+c.OverwriteCells.add_missing_cells = True
+c.ExecutePreprocessor.timeout = int(os.environ.get("CNN_COURSE_CELL_TIMEOUT", "60"))
+c.ExecutePreprocessor.interrupt_on_timeout = True
+c.LimitOutput.max_lines = 200
+c.LimitOutput.max_traceback = 50
