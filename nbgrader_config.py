@@ -12,7 +12,10 @@ c.CourseDirectory.release_directory = "release"
 c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
-c.CourseDirectory.db_url = os.environ.get("CNN_COURSE_DB_URL", f"sqlite:///{os.path.join(HERE, 'gradebook.db')}")
+# The gradebook: SQLite at <root>/gradebook.db unless CNN_COURSE_DB_URL (or `cnn-course --db-url`) names
+# another SQLAlchemy URL that nbgrader accepts.
+if os.environ.get("CNN_COURSE_DB_URL"):
+    c.CourseDirectory.db_url = os.environ["CNN_COURSE_DB_URL"]
 # Files that never go to students or back to them.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*"]
 

@@ -147,8 +147,8 @@ class Spec:
 SPECS: dict[str, Spec] = {
     "zero_pad": Spec(
         ("X", "pad"), ("X_pad",), "notebook 01, 'Zero padding'", _pad_shape_note,
-        {"X_pad": "Pad axes 1 and 2 only, by pad on both sides, with zeros: "
-                  "np.pad(X, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='constant')."}),
+        {"X_pad": "Pad axes 1 and 2 (height and width) by pad on both sides, with zeros; the batch axis 0 and "
+                  "the channel axis 3 get (0, 0)."}),
     "conv_single_step": Spec(
         ("a_slice_prev", "W", "b"), ("Z",), "notebook 02, 'One step of convolution'", None,
         {"Z": "Z = sum over the window of a_slice_prev * W, then + b (one number)."},
@@ -172,7 +172,7 @@ SPECS: dict[str, Spec] = {
               "one channel at a time."}),
     "create_mask_from_window": Spec(
         ("x",), ("mask",), "notebook 06, 'Max pooling: the mask'", _same_as(0, "x"),
-        {"mask": "mask = (x == np.max(x)), a boolean array."}, dtypes={"mask": "bool"}),
+        {"mask": "True exactly where x equals its largest entry, False elsewhere (a boolean array)."}, dtypes={"mask": "bool"}),
     "distribute_value": Spec(
         ("dz", "shape"), ("a",), "notebook 06, 'Average pooling: spreading the gradient'",
         lambda args: f"the shape argument itself, {tuple(args[1])}",
@@ -183,7 +183,7 @@ SPECS: dict[str, Spec] = {
         {"dA_prev": "The window corners must use the stride (vert_start = h * stride), and gradients from "
                     "overlapping windows are added (+=), not assigned."}),
     "relu": Spec(("Z",), ("A",), "notebook 07, 'ReLU forward'", _same_as(0, "Z"),
-                 {"A": "A = max(0, Z) element-wise: np.maximum(0, Z)."}),
+                 {"A": "A is Z where Z > 0, and 0 elsewhere, entry by entry."}),
     "relu_backward": Spec(
         ("dA", "Z"), ("dZ",), "notebook 07, 'ReLU backward'", _same_as(1, "Z"),
         {"dZ": "dZ = dA where Z > 0, and 0 elsewhere."}, diagnose=_diagnose_relu_backward),
@@ -249,7 +249,7 @@ def compare_arrays(name: str, got, expected: np.ndarray, *, shape_note: str = ""
                 f"{'' if not hasattr(got, '__len__') else f' of length {len(got)}'}.")
     if got.shape != expected.shape:
         return (f"{name} has the wrong shape.\n  expected shape: {expected.shape}\n  got shape:      {got.shape}"
-                + (f"\n  Expected shape: {shape_note}." if shape_note else ""))
+                + (f"\n  Expected shape: {shape_note}." if shape_note else "") + (f"\n  Hint: {hint}" if hint else ""))
     if dtype == "bool" and got.dtype != np.bool_:
         return f"{name} should be a boolean array (dtype bool); got dtype {got.dtype}. {hint}"
     if dtype == "float64" and got.dtype != np.float64:

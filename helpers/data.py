@@ -140,23 +140,26 @@ def load_photo(path: Path | str | None = None, size: tuple[int, int] | None = No
         return np.asarray(im, dtype=np.uint8).copy()
 
 
-def photo_batch(m: int = 4, size: int = 64, seed: int = 0) -> np.ndarray:
+# Top-left corners (row, column) of interesting 128 x 128 regions of the photograph:
+# the eyes and glasses, the cap badge, the mouth and collar, a flag star.
+PHOTO_REGIONS = ((150, 170), (20, 180), (250, 180), (40, 20), (420, 290), (200, 330))
+
+
+def photo_batch(m: int = 4, size: int = 64) -> np.ndarray:
     """A batch ``(m, size, size, 3)`` of float64 crops of the photograph, values in [0, 1].
 
+    Each crop is one of the regions in ``PHOTO_REGIONS`` (128 x 128 pixels), resized to ``size``.
     Notebook 01 uses it to show a batch of images as one 4-D array ``(m, n_H, n_W, n_C)``.
     """
-    if m < 1 or size < 1:
-        raise ValueError(f"photo_batch: m and size must be positive, got m={m}, size={size}")
+    from PIL import Image
+
+    if not 1 <= m <= len(PHOTO_REGIONS) or size < 1:
+        raise ValueError(f"photo_batch: need 1 <= m <= {len(PHOTO_REGIONS)} and size >= 1, got m={m}, size={size}")
     photo = load_photo()
-    rng = np.random.default_rng(seed)
-    H, W, _ = photo.shape
-    if size > min(H, W):
-        raise ValueError(f"photo_batch: size must be at most {min(H, W)} (the photo is {H}x{W}), got {size}")
     crops = []
-    for _ in range(m):
-        top = int(rng.integers(0, H - size + 1))
-        left = int(rng.integers(0, W - size + 1))
-        crops.append(photo[top:top + size, left:left + size] / 255.0)
+    for top, left in PHOTO_REGIONS[:m]:
+        region = Image.fromarray(photo[top:top + 128, left:left + 128])
+        crops.append(np.asarray(region.resize((size, size), Image.Resampling.BILINEAR)) / 255.0)
     return np.stack(crops).astype(np.float64)
 
 

@@ -48,14 +48,12 @@ def _grid(ax, M, *, annotate=True, fmt="{:.2g}", cmap="viridis", title=None, vmi
     ax.set_xticks(range(w) if w <= 12 else [])
     ax.set_yticks(range(h) if h <= 12 else [])
     if annotate and h * w <= 144:
-        lo, hi = np.nanmin(M), np.nanmax(M)
-        mid = (lo + hi) / 2
         for i in range(h):
             for j in range(w):
-                ax.text(j, i, fmt.format(M[i, j]), ha="center", va="center",
-                        fontsize=fontsize or (9 if h * w <= 49 else 7),
-                        color="black" if (cmap in ("gray", "Greys_r") and M[i, j] > mid) or
-                                         (cmap not in ("gray", "Greys_r") and M[i, j] > mid) else "white")
+                r, g, b, _ = im.cmap(im.norm(M[i, j]))
+                light = 0.299 * r + 0.587 * g + 0.114 * b > 0.5   # text colour from the cell's brightness
+                ax.text(j, i, fmt.format(M[i, j] + 0.0), ha="center", va="center",
+                        fontsize=fontsize or (9 if h * w <= 49 else 7), color="black" if light else "white")
     if title:
         ax.set_title(title)
     return im
@@ -69,16 +67,28 @@ def show_matrix(M, title: str = "", fmt: str = "{:.2g}", cmap: str = "viridis"):
     return _finish(fig)
 
 
-def show_matrices(mats: dict, fmt: str = "{:.2g}", cmap: str = "viridis", suptitle: str = ""):
-    """Several 2-D arrays side by side, each titled by its key."""
+def show_matrices(mats: dict, fmt: str = "{:.2g}", cmap: str = "viridis", suptitle: str = "",
+                  symmetric: bool = False, share_scale: bool = False):
+    """Several 2-D arrays side by side, each titled by its key.
+
+    ``symmetric`` centres each colour scale on 0 (use with a diverging map such as ``"RdBu_r"``);
+    ``share_scale`` gives every panel the same scale, so that colours compare across panels.
+    """
     if not isinstance(mats, dict) or not mats:
         raise ValueError("show_matrices: expected a non-empty dict {title: 2-D array}")
     arrays = {k: require_array("show_matrices", k, v, ndim=2, layout="(rows, cols)") for k, v in mats.items()}
     widths = [a.shape[1] for a in arrays.values()]
     fig, axes = plt.subplots(1, len(arrays), figsize=(max(4, 0.5 * sum(widths) + 1.2 * len(arrays)), 3.4),
                              gridspec_kw={"width_ratios": widths})
+    both = np.concatenate([a.ravel().astype(float) for a in arrays.values()])
     for ax, (title, a) in zip(np.atleast_1d(axes), arrays.items()):
-        _grid(ax, a, fmt=fmt, cmap=cmap, title=title)
+        vals = both if share_scale else a.astype(float)
+        if symmetric:
+            lim = float(np.abs(vals).max()) or 1.0
+            vmin, vmax = -lim, lim
+        else:
+            vmin, vmax = (float(vals.min()), float(vals.max())) if share_scale else (None, None)
+        _grid(ax, a, fmt=fmt, cmap=cmap, title=title, vmin=vmin, vmax=vmax)
     if suptitle:
         fig.suptitle(suptitle)
     return _finish(fig)
@@ -99,6 +109,9 @@ def show_image_as_matrix(image, top: int = 0, left: int = 0, size: int = 8, chan
     fig, (a0, a1) = plt.subplots(1, 2, figsize=(10, 4.6), gridspec_kw={"width_ratios": [1, 1.15]})
     a0.imshow(image, cmap=None if image.ndim == 3 else "gray")
     a0.add_patch(Rectangle((left - 0.5, top - 0.5), size, size, fill=False, ec=WINDOW_COLOR, lw=2))
+    a0.annotate("this square", xy=(left + size, top + size / 2), xytext=(left + size + 0.25 * W, top - 0.08 * H),
+                color=WINDOW_COLOR, fontsize=10, fontweight="bold",
+                arrowprops={"arrowstyle": "->", "color": WINDOW_COLOR, "lw": 2})
     a0.set_title(f"the photo, {H} x {W} pixels" + (f" x {image.shape[2]} channels" if image.ndim == 3 else ""))
     a0.axis("off")
     cname = "" if image.ndim == 2 else f", {'RGB'[0 if channel is None else channel]} channel"
@@ -133,7 +146,7 @@ def show_batch(batch):
         ax.imshow(img if img.shape[2] == 3 else img[..., 0], cmap=None if img.shape[2] == 3 else "gray")
         ax.set_title(f"batch[{i}]  {img.shape}")
         ax.axis("off")
-    fig.suptitle(f"one array of shape (m, n_H, n_W, n_C) = {batch.shape}")
+    fig.suptitle(f"one array of shape (m, n_H, n_W, n_C) = {batch.shape}", y=1.0)
     return _finish(fig)
 
 
@@ -176,7 +189,8 @@ def show_sliding_window(A_prev, f: int, stride: int, pad: int, h: int, w: int, e
     plane = np.pad(A_prev[example, ..., channel], pad)
     vs, hs = h * stride, w * stride
     fig, (a0, a1) = plt.subplots(1, 2, figsize=(10, 4.6), gridspec_kw={"width_ratios": [plane.shape[1], n_W + 1]})
-    _grid(a0, plane, title=f"padded input, channel {channel} (pad = {pad})", cmap="Blues", annotate=plane.size <= 100)
+    label = f"padded input, channel {channel} (pad = {pad})" if pad else f"input, channel {channel}"
+    _grid(a0, plane, title=label, cmap="Blues", annotate=plane.size <= 100)
     if pad:
         a0.add_patch(Rectangle((pad - 0.5, pad - 0.5), A_prev.shape[2], A_prev.shape[1], fill=False, ec=PAD_COLOR,
                                lw=1.5, ls="--"))
@@ -218,8 +232,9 @@ def show_feature_maps(Z, example: int = 0, max_maps: int = 8, title: str = "Z"):
     Z = require_array("show_feature_maps", "Z", Z, ndim=4, layout="(m, n_H, n_W, n_C)")
     n = min(Z.shape[3], max_maps)
     fig, axes = plt.subplots(1, n, figsize=(2.2 * n, 2.6))
+    lim = float(np.abs(Z[example]).max()) or 1.0   # one scale centred on 0: white means zero
     for c, ax in enumerate(np.atleast_1d(axes)):
-        ax.imshow(Z[example, ..., c], cmap="RdBu_r")
+        ax.imshow(Z[example, ..., c], cmap="RdBu_r", vmin=-lim, vmax=lim)
         ax.set_title(f"{title}[{example}, :, :, {c}]", fontsize=9)
         ax.axis("off")
     return _finish(fig)
@@ -237,7 +252,9 @@ def show_gradient_spread(W_c, dz: float, f: int, stride: int, h: int, w: int, sh
     canvas[vs:vs + f, hs:hs + f] = W_c * dz
     fig, (a0, a1) = plt.subplots(1, 2, figsize=(9, 4))
     _grid(a0, W_c, title="filter W[:, :, 0, c]", cmap="Oranges")
-    _grid(a1, canvas, title=f"contribution of dZ[h={h}, w={w}] = {dz:.3g} to dA_prev_pad", cmap="RdBu_r")
+    lim = float(np.abs(canvas).max()) or 1.0
+    _grid(a1, canvas, title=f"contribution of dZ[h={h}, w={w}] = {dz:.3g} to dA_prev_pad", cmap="RdBu_r",
+          vmin=-lim, vmax=lim)
     a1.add_patch(Rectangle((hs - 0.5, vs - 0.5), f, f, fill=False, ec=WINDOW_COLOR, lw=3))
     return _finish(fig)
 
@@ -278,7 +295,7 @@ def show_pool_backward(dA_prev_max, dA_prev_avg, example: int = 0, channel: int 
     dA_prev_avg = require_array("show_pool_backward", "dA_prev_avg", dA_prev_avg, ndim=4, layout="(m, n_H, n_W, n_C)")
     return show_matrices({f"max: dA_prev[{example}, :, :, {channel}]": dA_prev_max[example, ..., channel],
                           f"average: dA_prev[{example}, :, :, {channel}]": dA_prev_avg[example, ..., channel]},
-                         cmap="RdBu_r")
+                         cmap="RdBu_r", symmetric=True)
 
 
 # --------------------------------------------------------------------------- notebook 07
@@ -308,7 +325,8 @@ def show_kernels(Kx, Ky):
     """The two Sobel kernels with their values."""
     Kx = require_array("show_kernels", "Kx", Kx, ndim=2, layout="(3, 3)")
     Ky = require_array("show_kernels", "Ky", Ky, ndim=2, layout="(3, 3)")
-    return show_matrices({"Kx (vertical edges)": Kx, "Ky (horizontal edges)": Ky}, fmt="{:.0f}", cmap="RdBu_r")
+    return show_matrices({"Kx (vertical edges)": Kx, "Ky (horizontal edges)": Ky}, fmt="{:.0f}", cmap="RdBu_r",
+                         symmetric=True)
 
 
 def show_edges(image, gx, gy, magnitude):

@@ -1,0 +1,332 @@
+"""Parallel autograding on top of ``NbGraderAPI.autograde``.
+
+N worker processes each build one ``NbGraderAPI`` and take submissions from a queue, so the
+import and start-up cost is paid once per worker, not once per student. All workers write the
+same gradebook (SQLite waits for the lock; any SQLAlchemy URL nbgrader accepts works).
+
+Robustness:
+
+- each cell has a timeout (``--cell-timeout``), and each submission a whole-notebook time
+  budget (``--budget``): later cells get at most what is left of the budget, and a worker that
+  overruns the budget by a margin is killed with its kernels and replaced;
+- a corrupt notebook (unreadable JSON) is reported by student and reason and not executed;
+  a missing notebook is reported and graded as zero; a dead kernel or a timeout is reported;
+  the rest of the class is still graded;
+- it is idempotent: a finished submission is recorded in ``.cnn-course-state/`` and skipped on
+  the next run; one that was interrupted (an autograded folder without the record) is graded
+  again with ``force``; ``--force`` regrades everything. nbgrader replaces a submission's grades
+  rather than adding to them, so nothing is doubled.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import queue
+import shutil
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from .course import ASSIGNMENTS, get
+from .nbapi import CourseError, gradebook, load_config, make_api
+
+STATE_DIR = ".cnn-course-state"
+
+
+@dataclass
+class Task:
+    assignment: str
+    student: str
+    force: bool = False
+    problems: list = field(default_factory=list)   # reported, but grading goes on (e.g. a missing notebook)
+
+
+@dataclass
+class Outcome:
+    assignment: str
+    student: str
+    status: str            # graded | skipped | failed | corrupt
+    reason: str = ""
+    seconds: float = 0.0
+    score: float | None = None
+    max_score: float | None = None
+
+
+@dataclass
+class Settings:
+    root: str
+    db_url: str | None = None
+    cell_timeout: int = 30
+    budget: int = 300
+    max_output_lines: int = 200
+    config_file: str | None = None
+
+    def overrides(self) -> dict:
+        return {"Execute": {"timeout": int(self.cell_timeout), "interrupt_on_timeout": True},
+                "OverwriteCells": {"add_missing_cells": True},
+                "LimitOutput": {"max_lines": int(self.max_output_lines), "max_traceback": 50}}
+
+    def config(self):
+        return load_config(self.root, self.db_url, self.config_file, self.overrides())
+
+
+# --------------------------------------------------------------------------- discovery
+def _state_file(root: Path, assignment: str, student: str) -> Path:
+    return root / STATE_DIR / assignment / f"{student}.json"
+
+
+def discover(root: Path, assignments: list[str], student: str | None = None, force: bool = False):
+    """Split the submissions under ``submitted/`` into tasks to grade and outcomes already known."""
+    submitted = root / "submitted"
+    if not submitted.is_dir():
+        raise CourseError(f"no submitted/ folder under {root}: put each submission in "
+                          f"submitted/<student>/<assignment>/<notebook>.ipynb")
+    students = sorted(p.name for p in submitted.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if student is not None:
+        if student not in students:
+            raise CourseError(f"no submissions from student {student!r} under {submitted}")
+        students = [student]
+    tasks, known = [], []
+    for a_id in assignments:
+        a = get(a_id)
+        for s in students:
+            folder = submitted / s / a_id
+            if not folder.is_dir():
+                continue
+            nb_path = folder / f"{a.notebook}.ipynb"
+            task = Task(a_id, s)
+            if not nb_path.exists():
+                task.problems.append(f"missing notebook {a.notebook}.ipynb (graded as zero)")
+            else:
+                try:
+                    nbformat.read(str(nb_path), as_version=4)
+                except Exception as exc:
+                    known.append(Outcome(a_id, s, "corrupt", f"{nb_path.name} is not a readable notebook: "
+                                                             f"{type(exc).__name__}: {str(exc)[:120]}"))
+                    continue
+            done = _state_file(root, a_id, s).exists()
+            graded_dir = root / "autograded" / s / a_id
+            if force:
+                task.force = True
+            elif done and graded_dir.exists():
+                known.append(Outcome(a_id, s, "skipped", "already graded (use --force to regrade)"))
+                continue
+            elif graded_dir.exists():
+                task.force = True   # interrupted earlier: grade again from scratch
+            tasks.append(task)
+    return tasks, known
+
+
+# --------------------------------------------------------------------------- worker
+_DEADLINE = [float("inf")]
+
+
+def _budget_timeout(settings: Settings):
+    def timeout_for(cell) -> int:
+        left = _DEADLINE[0] - time.monotonic()
+        return max(1, int(min(settings.cell_timeout, left)))
+    return timeout_for
+
+
+def _reason_from_log(log: str) -> str:
+    for key, text in (("CellTimeoutError", "a cell timed out"), ("DeadKernelError", "the kernel died"),
+                      ("kernel died", "the kernel died"), ("UnresponsiveKernel", "the kernel stopped responding")):
+        if key in log:
+            return text
+    return ""
+
+
+def _worker(settings: Settings, tasks: mp.Queue, results: mp.Queue) -> None:
+    os.setsid()  # own process group: the parent can kill this worker together with its kernels
+    config = settings.config()
+    config.Execute.timeout_func = _budget_timeout(settings)
+    api = make_api(config)
+    root = Path(settings.root)
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        results.put(("start", task, os.getpid(), time.monotonic()))
+        _DEADLINE[0] = time.monotonic() + settings.budget
+        t0 = time.monotonic()
+        try:
+            res = api.autograde(task.assignment, task.student, force=task.force, create=True)
+        except Exception as exc:  # nbgrader normally reports through the result dict
+            res = {"success": False, "error": f"{type(exc).__name__}: {exc}"}
+        seconds = time.monotonic() - t0
+        log = (res.get("log") or "") + (res.get("error") or "")
+        if res.get("success"):
+            state = _state_file(root, task.assignment, task.student)
+            state.parent.mkdir(parents=True, exist_ok=True)
+            note = _reason_from_log(log)
+            state.write_text(json.dumps({"graded_at": time.time(), "seconds": seconds, "note": note}))
+            reason = "; ".join(task.problems + ([note] if note else []))
+            results.put(("done", Outcome(task.assignment, task.student, "graded", reason, seconds)))
+        else:
+            last = [ln for ln in log.strip().splitlines() if ln.strip()][-1:] or ["unknown error"]
+            results.put(("done", Outcome(task.assignment, task.student, "failed",
+                                         _reason_from_log(log) or last[0][:200], seconds)))
+
+
+# --------------------------------------------------------------------------- parent
+class _Progress:
+    def __init__(self, total: int, stream=None):
+        self.total, self.done, self.stream = total, 0, stream or sys.stdout
+        self.t0 = time.monotonic()
+
+    def line(self, o: Outcome) -> None:
+        self.done += 1
+        width = 24
+        filled = int(width * self.done / max(self.total, 1))
+        bar = "#" * filled + "." * (width - filled)
+        mark = {"graded": "ok", "skipped": "--", "failed": "FAIL", "corrupt": "FAIL"}[o.status]
+        extra = f"  ({o.reason})" if o.reason else ""
+        print(f"[{bar}] {self.done:>4}/{self.total}  {mark:<4} {o.assignment} / {o.student}  "
+              f"{o.seconds:5.1f} s{extra}", file=self.stream, flush=True)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def autograde(root: Path | str, assignments: list[str] | None = None, *, jobs: int | None = None,
+              student: str | None = None, force: bool = False, db_url: str | None = None,
+              cell_timeout: int = 30, budget: int = 300, stream=None, config_file: str | None = None) -> list[Outcome]:
+    """Grade every submission (or one student's) of the given assignments, ``jobs`` at a time."""
+    root = Path(root).resolve()
+    ids = [a.id for a in ASSIGNMENTS] if not assignments else list(assignments)
+    for a in ids:
+        get(a)  # unknown assignment -> CourseError-like ValueError
+    settings = Settings(str(root), db_url, cell_timeout, budget, config_file=config_file)
+    settings.config()  # fail early on an unreadable config
+    tasks, outcomes = discover(root, ids, student, force)
+    progress = _Progress(len(tasks) + len(outcomes), stream)
+    for o in outcomes:
+        progress.line(o)
+    if tasks:
+        _ensure_released(settings, {t.assignment for t in tasks})
+        outcomes += _run_pool(settings, tasks, jobs or os.cpu_count() or 1, progress)
+    _fill_scores(settings, outcomes)
+    return outcomes
+
+
+def _ensure_released(settings: Settings, assignment_ids: set) -> None:
+    """nbgrader grades against the gradebook's copy of the source: make sure each assignment is there."""
+    config = settings.config()
+    with gradebook(config) as gb:
+        known = {a.name for a in gb.assignments}
+    missing = sorted(assignment_ids - known)
+    if missing:
+        api = make_api(config)
+        for a in missing:
+            res = api.generate_assignment(a, force=True, create=True)
+            if not res.get("success"):
+                raise CourseError(f"could not generate {a} from the source notebooks: {res.get('error', '')[-300:]}")
+
+
+def _run_pool(settings: Settings, tasks: list[Task], jobs: int, progress: _Progress) -> list[Outcome]:
+    ctx = mp.get_context("spawn")
+    task_q, result_q = ctx.Queue(), ctx.Queue()
+    for t in tasks:
+        task_q.put(t)
+    jobs = max(1, min(jobs, len(tasks)))
+    workers = {}
+
+    def start_worker():
+        p = ctx.Process(target=_worker, args=(settings, task_q, result_q), daemon=True)
+        p.start()
+        workers[p.pid] = p
+
+    for _ in range(jobs):
+        start_worker()
+    running: dict[int, tuple[Task, float]] = {}
+    outcomes: list[Outcome] = []
+    hard_limit = settings.budget + max(30, settings.cell_timeout * 2)
+    deaths = 0
+    try:
+        while len(outcomes) < len(tasks):
+            try:
+                msg = result_q.get(timeout=0.5)
+            except queue.Empty:
+                msg = None
+            if msg and msg[0] == "start":
+                _, task, pid, t0 = msg
+                running[pid] = (task, time.monotonic())
+            elif msg and msg[0] == "done":
+                o = msg[1]
+                running.pop(next((pid for pid, (t, _) in running.items()
+                                  if (t.assignment, t.student) == (o.assignment, o.student)), None), None)
+                outcomes.append(o)
+                progress.line(o)
+            now = time.monotonic()
+            for pid, p in list(workers.items()):
+                if not p.is_alive() and pid not in running:   # died between tasks, or at start-up
+                    del workers[pid]
+                    deaths += 1
+                    if deaths > 2 * jobs:
+                        raise CourseError(f"grading workers keep dying (last exit code {p.exitcode}); "
+                                          "run with --jobs 1 to see why")
+                    if len(outcomes) + len(running) < len(tasks):
+                        start_worker()
+                    continue
+                over = pid in running and now - running[pid][1] > hard_limit
+                if over or (not p.is_alive() and pid in running):
+                    task, t0 = running.pop(pid)
+                    _kill_group(pid)
+                    p.join(5)
+                    del workers[pid]
+                    shutil.rmtree(Path(settings.root) / "autograded" / task.student / task.assignment,
+                                  ignore_errors=True)
+                    reason = (f"over the time budget of {settings.budget} s; grader stopped" if over
+                              else f"the grading process died (exit code {p.exitcode})")
+                    o = Outcome(task.assignment, task.student, "failed", reason, now - t0)
+                    outcomes.append(o)
+                    progress.line(o)
+                    if len(outcomes) + len(running) < len(tasks):
+                        start_worker()
+            if not workers and len(outcomes) < len(tasks):
+                raise CourseError("every grading worker died; see the messages above")
+    finally:
+        for _ in workers:
+            task_q.put(None)
+        for pid, p in workers.items():
+            p.join(10)
+            if p.is_alive():
+                _kill_group(pid)
+    return outcomes
+
+
+def _fill_scores(settings: Settings, outcomes: list[Outcome]) -> None:
+    with gradebook(settings.config()) as gb:
+        for o in outcomes:
+            try:
+                sub = gb.find_submission(o.assignment, o.student)
+            except Exception:
+                continue
+            o.score, o.max_score = float(sub.score), float(sub.max_score)
+
+
+def summary_table(outcomes: list[Outcome]) -> str:
+    """A plain-text table: one row per submission, then counts."""
+    rows = [("assignment", "student", "status", "score", "seconds", "note")]
+    for o in sorted(outcomes, key=lambda o: (o.assignment, o.student)):
+        score = "" if o.score is None else f"{o.score:g}/{o.max_score:g}"
+        rows.append((o.assignment, o.student, o.status, score, f"{o.seconds:.1f}", o.reason))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + ("  " + r[5] if r[5] else "") for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("graded", "skipped", "failed", "corrupt")}
+    lines.append(", ".join(f"{n} {s}" for s, n in counts.items()))
+    return "\n".join(lines)
+
+
+def outcomes_json(outcomes: list[Outcome]) -> str:
+    return json.dumps([asdict(o) for o in outcomes], indent=1)

@@ -1,0 +1,96 @@
+"""``make bench``: figures, not timed tests. Everything compared is measured side by side in one run.
+
+1. How long each source notebook takes to execute (fresh kernel, top to bottom).
+2. Autograde throughput on one synthetic class (correct submissions of three assignments):
+   ``nbgrader autograde`` run serially (its own CLI, one process per assignment), against
+   ``cnn-course autograde`` with ``--jobs 1`` and ``--jobs 2``. Submissions per minute, and the
+   ratio to the serial run.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from .course import ROOT, get
+
+BENCH_ASSIGNMENTS = ("01_zero_padding", "02_conv_single_step", "07_relu")
+
+
+def notebook_times() -> dict[str, float]:
+    from .runner import run_sources
+
+    print("1. Source notebooks, executed top to bottom in a fresh kernel:")
+    times = run_sources(ROOT, sys.stdout)
+    print(f"  {'total':<22} {sum(times.values()):6.2f} s")
+    return times
+
+
+def _bench_course(tmp: Path, students: int) -> Path:
+    from .demo import filled_notebook, prepare_course
+    from .nbapi import load_config
+    from .release import release
+
+    course = tmp / "course"
+    prepare_course(course)
+    release(load_config(course), list(BENCH_ASSIGNMENTS))
+    for a_id in BENCH_ASSIGNMENTS:
+        a = get(a_id)
+        nb = filled_notebook(course / "release" / a_id / f"{a.notebook}.ipynb", a.source)
+        for i in range(students):
+            folder = course / "submitted" / f"student{i:02d}" / a_id
+            folder.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, str(folder / f"{a.notebook}.ipynb"))
+    return course
+
+
+def _reset(course: Path) -> None:
+    from .autograde import STATE_DIR
+
+    for name in ("autograded", STATE_DIR):
+        shutil.rmtree(course / name, ignore_errors=True)
+
+
+def autograde_throughput(students: int = 8) -> dict[str, float]:
+    from .autograde import autograde
+
+    n = students * len(BENCH_ASSIGNMENTS)
+    print(f"\n2. Autograde throughput: {students} students x {len(BENCH_ASSIGNMENTS)} assignments = {n} submissions")
+    rates = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        course = _bench_course(Path(tmp), students)
+        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+        _reset(course)
+        t0 = time.perf_counter()
+        for a_id in BENCH_ASSIGNMENTS:
+            subprocess.run([str(Path(sys.executable).parent / "nbgrader"), "autograde", a_id, "--force",
+                            f"--CourseDirectory.root={course}", "--CourseDirectory.source_directory=notebooks",
+                            "--log-level=ERROR"], cwd=course, env=env, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        rates["nbgrader autograde (serial)"] = n / (time.perf_counter() - t0) * 60
+        for jobs in (1, 2):
+            _reset(course)
+            t0 = time.perf_counter()
+            out = autograde(course, list(BENCH_ASSIGNMENTS), jobs=jobs, force=True, stream=open(os.devnull, "w"))
+            assert sum(o.status == "graded" for o in out) == n, "bench: not every submission was graded"
+            rates[f"cnn-course autograde --jobs {jobs}"] = n / (time.perf_counter() - t0) * 60
+    base = rates["nbgrader autograde (serial)"]
+    for name, rate in rates.items():
+        print(f"  {name:<32} {rate:6.1f} submissions/min   {rate / base:4.2f}x serial")
+    return rates
+
+
+def main() -> None:
+    print(f"cores: {os.cpu_count()}\n")
+    notebook_times()
+    autograde_throughput()
+
+
+if __name__ == "__main__":
+    main()

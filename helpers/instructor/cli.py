@@ -1,0 +1,204 @@
+"""``cnn-course``: the instructor's tool, from release to grades.
+
+    cnn-course release [ASSIGNMENT ...]
+    cnn-course autograde ASSIGNMENT|--all [--jobs N] [--student S] [--force]
+    cnn-course feedback ASSIGNMENT|--all [--student S]
+    cnn-course export [--out FILE]
+    cnn-course report [--out DIR]
+    cnn-course site [--out DIR]
+    cnn-course demo [--dir DIR] [--jobs N]
+    cnn-course refdata [--check]
+
+Global options: ``--root`` (the course directory, default: this repository), ``--db-url`` (any
+SQLAlchemy URL nbgrader accepts; default SQLite ``<root>/gradebook.db``), ``--config``.
+A problem with the input (an unknown assignment, no ``submitted/`` folder, an unreadable config)
+is reported in one line and exits with status 2, without a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .course import ASSIGNMENTS, ROOT
+from .nbapi import CourseError
+
+
+def _assignments(args) -> list[str]:
+    if getattr(args, "all", False) or not getattr(args, "assignment", None):
+        return [a.id for a in ASSIGNMENTS]
+    return list(args.assignment) if isinstance(args.assignment, list) else [args.assignment]
+
+
+def _config(args, overrides=None):
+    from .nbapi import load_config
+
+    return load_config(args.root, args.db_url, args.config, overrides)
+
+
+def cmd_release(args) -> int:
+    from .release import release
+
+    release(_config(args), _assignments(args), stream=sys.stdout)
+    return 0
+
+
+def cmd_autograde(args) -> int:
+    from .autograde import autograde, summary_table
+
+    if not args.all and not args.assignment:
+        raise CourseError("name an assignment or use --all")
+    outcomes = autograde(args.root, _assignments(args), jobs=args.jobs, student=args.student, force=args.force,
+                         db_url=args.db_url, cell_timeout=args.cell_timeout, budget=args.budget,
+                         config_file=args.config)
+    print(summary_table(outcomes))
+    return 1 if any(o.status in ("failed", "corrupt") for o in outcomes) and args.strict else 0
+
+
+def cmd_feedback(args) -> int:
+    from .feedback import feedback_overrides
+    from .nbapi import make_api
+
+    api = make_api(_config(args, feedback_overrides()))
+    failed = 0
+    for a in _assignments(args):
+        res = api.generate_feedback(a, args.student, force=True)
+        status = "ok" if res.get("success") else "FAILED"
+        failed += not res.get("success")
+        print(f"feedback {a}: {status}" + ("" if res.get("success") else f"\n{(res.get('error') or '')[-800:]}"))
+    print(f"feedback pages are in {Path(args.root) / 'feedback'}")
+    return 1 if failed else 0
+
+
+def cmd_export(args) -> int:
+    from .grades import export_csv
+
+    out = Path(args.out or Path(args.root) / "exports" / "grades_per_question.csv")
+    nb_out = out.with_name("grades_nbgrader.csv")
+    export_csv(_config(args), out, nb_out)
+    print(f"per-question grades: {out}\nnbgrader's export:   {nb_out}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .grades import report
+
+    text, pngs = report(_config(args), Path(args.out or Path(args.root) / "reports"))
+    print(text)
+    for p in pngs:
+        print(f"plot: {p}")
+    return 0
+
+
+def cmd_site(args) -> int:
+    from .site import build_site
+
+    out = Path(args.out or ROOT / "site")
+    result = build_site(out)
+    print(f"site written to {out}: open {out / 'index.html'} in a browser (works from file://)")
+    return 0 if result is not None else 1
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(args.dir, jobs=args.jobs, db_url=args.db_url, cell_timeout=args.cell_timeout, budget=args.budget)
+    return 0
+
+
+def cmd_refdata(args) -> int:
+    import tempfile
+
+    import h5py
+    import numpy as np
+
+    from ..data import REFERENCE_FILE
+    from .refdata import write_reference
+
+    if not args.check:
+        print(f"wrote {write_reference(REFERENCE_FILE)}")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = write_reference(Path(tmp) / "fresh.h5")
+        diffs = []
+        with h5py.File(fresh) as a, h5py.File(REFERENCE_FILE) as b:
+            def visit(name, obj):
+                if isinstance(obj, h5py.Dataset):
+                    if name not in b or not np.array_equal(obj[()], b[name][()]):
+                        diffs.append(name)
+            a.visititems(visit)
+        print("reference data is up to date" if not diffs else f"reference data differs at: {diffs[:10]}")
+        return 1 if diffs else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cnn-course", description="Instructor tools for the CNN building blocks course.")
+    p.add_argument("--root", default=os.environ.get("CNN_COURSE_ROOT", str(ROOT)),
+                   help="course directory (holds nbgrader_config.py, notebooks/, submitted/ ...)")
+    p.add_argument("--db-url", default=os.environ.get("CNN_COURSE_DB_URL"),
+                   help="gradebook SQLAlchemy URL (default: sqlite:///<root>/gradebook.db)")
+    p.add_argument("--config", default=None, help="nbgrader config file (default: <root>/nbgrader_config.py)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("release", help="generate the student edition (release/)")
+    s.add_argument("assignment", nargs="*", help="assignment ids (default: all)")
+    s.set_defaults(func=cmd_release)
+
+    s = sub.add_parser("autograde", help="grade submitted/ in parallel")
+    s.add_argument("assignment", nargs="?")
+    s.add_argument("--all", action="store_true", help="every assignment")
+    s.add_argument("--jobs", "-j", type=int, default=None, help="submissions graded at once (default: cores)")
+    s.add_argument("--student", default=None)
+    s.add_argument("--force", action="store_true", help="regrade submissions already graded")
+    s.add_argument("--cell-timeout", type=int, default=30, help="seconds per cell (default 30)")
+    s.add_argument("--budget", type=int, default=300, help="seconds per submission in all (default 300)")
+    s.add_argument("--strict", action="store_true", help="exit 1 if any submission failed")
+    s.set_defaults(func=cmd_autograde)
+
+    s = sub.add_parser("feedback", help="HTML feedback without hidden tests")
+    s.add_argument("assignment", nargs="?")
+    s.add_argument("--all", action="store_true")
+    s.add_argument("--student", default=None)
+    s.set_defaults(func=cmd_feedback)
+
+    s = sub.add_parser("export", help="per-question CSV (and nbgrader's own CSV)")
+    s.add_argument("--out", default=None)
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("report", help="item analysis: table and PNG plots")
+    s.add_argument("--out", default=None)
+    s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("site", help="build the student and instructor web editions")
+    s.add_argument("--out", default=None)
+    s.set_defaults(func=cmd_site)
+
+    s = sub.add_parser("demo", help="grade a synthetic class end to end")
+    s.add_argument("--dir", default=str(ROOT / "demo"))
+    s.add_argument("--jobs", "-j", type=int, default=None)
+    s.add_argument("--cell-timeout", type=int, default=10)
+    s.add_argument("--budget", type=int, default=40)
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("refdata", help="rewrite data/reference_outputs.h5 from the source notebooks")
+    s.add_argument("--check", action="store_true", help="only check that the file is up to date")
+    s.set_defaults(func=cmd_refdata)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.root = str(Path(args.root).resolve())
+    try:
+        return args.func(args)
+    except (CourseError, ValueError, FileNotFoundError) as exc:
+        print(f"cnn-course: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnn-course: interrupted; run the same command again to finish (graded work is kept)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Execute notebooks top to bottom (the reference editions, the releases) and time them."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import nbformat
+
+from .course import ASSIGNMENTS
+
+
+def execute_notebook(path: Path | str, *, timeout: int = 120, allow_errors: bool = False, cwd: Path | str | None = None):
+    """Run a notebook in a fresh kernel from its own folder. Returns ``(executed notebook, seconds)``."""
+    from nbclient import NotebookClient
+
+    path = Path(path)
+    nb = nbformat.read(str(path), as_version=4)
+    t0 = time.perf_counter()
+    NotebookClient(nb, timeout=timeout, allow_errors=allow_errors, kernel_name="python3",
+                   resources={"metadata": {"path": str(cwd or path.parent)}}).execute()
+    return nb, time.perf_counter() - t0
+
+
+def error_outputs(nb) -> list[tuple[int, str, str]]:
+    """(cell index, ename, evalue) of every error output."""
+    return [(i, o.ename, o.evalue) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+            for o in c.get("outputs", []) if o.output_type == "error"]
+
+
+def text_of(cell) -> str:
+    parts = []
+    for o in cell.get("outputs", []):
+        if o.output_type == "stream":
+            parts.append(o.text)
+        elif o.output_type in ("execute_result", "display_data"):
+            parts.append(o.get("data", {}).get("text/plain", ""))
+        elif o.output_type == "error":
+            parts.append(f"{o.ename}: {o.evalue}")
+    return "".join(parts)
+
+
+def run_sources(root: Path, stream=None) -> dict[str, float]:
+    """Execute every source notebook; raise if any cell errors. Returns seconds per notebook."""
+    times = {}
+    for a in ASSIGNMENTS:
+        path = Path(root) / "notebooks" / a.id / f"{a.notebook}.ipynb"
+        nb, seconds = execute_notebook(path)
+        times[a.id] = seconds
+        if stream is not None:
+            print(f"  {a.id:<22} {seconds:6.2f} s", file=stream, flush=True)
+    return times

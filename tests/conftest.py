@@ -1,0 +1,44 @@
+"""Shared fixtures: the repository, the reference solutions, a released course in a temp folder."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def reference():
+    """The reference solutions, executed from the source notebooks' solution cells."""
+    from helpers.instructor.refdata import reference_functions
+
+    return reference_functions()
+
+
+def make_course(dest: Path) -> Path:
+    """A course directory like the repository's: notebooks (linked) and nbgrader_config.py."""
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "notebooks").symlink_to(ROOT / "notebooks", target_is_directory=True)
+    shutil.copy(ROOT / "nbgrader_config.py", dest / "nbgrader_config.py")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def released_course(tmp_path_factory) -> Path:
+    """Every assignment released with nbgrader into a fresh course directory."""
+    from helpers.instructor.nbapi import load_config
+    from helpers.instructor.release import release
+
+    course = make_course(tmp_path_factory.mktemp("course"))
+    release(load_config(course))
+    return course

@@ -1,0 +1,82 @@
+"""Every source notebook runs top to bottom with every check passing; every release raises only NotImplementedError."""
+from __future__ import annotations
+
+import re
+
+import nbformat
+import pytest
+
+from helpers.instructor.course import ASSIGNMENTS
+from helpers.instructor.runner import error_outputs, execute_notebook, text_of
+
+pytestmark = pytest.mark.slow
+IDS = [a.id for a in ASSIGNMENTS]
+
+
+def nbg(cell):
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+@pytest.mark.parametrize("a", ASSIGNMENTS, ids=IDS)
+def test_source_notebook_runs_and_every_check_passes(a):
+    nb, seconds = execute_notebook(a.source)
+    assert not error_outputs(nb), f"{a.id}: cells raised {error_outputs(nb)}"
+    for cell in nb.cells:
+        if nbg(cell).get("grade") and cell.cell_type == "code":
+            out = text_of(cell)
+            assert "\u2714" in out, f"{a.id}/{nbg(cell)['grade_id']}: the test cell printed no pass line: {out!r}"
+
+
+def solution_lines(path) -> set[str]:
+    """The non-trivial lines inside solution regions that the lesson does not show elsewhere."""
+    nb = nbformat.read(str(path), as_version=4)
+    inside, outside = set(), []
+    for cell in nb.cells:
+        flag = False
+        for line in cell.source.split("\n"):
+            s = line.strip()
+            if "### BEGIN SOLUTION" in s:
+                flag = True
+            elif "### END SOLUTION" in s:
+                flag = False
+            elif flag and len(s) >= 10 and not s.startswith("#"):
+                inside.add(s)
+            elif not flag:
+                outside.append(line)
+    taught = "\n".join(outside)   # a line the lesson itself teaches (say, the slice corners) is no leak
+    return {s for s in inside if s not in taught}
+
+
+def hidden_lines(path) -> list[str]:
+    nb = nbformat.read(str(path), as_version=4)
+    lines = []
+    for cell in nb.cells:
+        m = re.search(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", cell.source, re.S)
+        if m:
+            lines += [s.strip() for s in m.group(1).split("\n") if len(s.strip()) >= 8]
+    return lines
+
+
+@pytest.mark.parametrize("a", ASSIGNMENTS, ids=IDS)
+def test_release_has_no_solution_and_no_hidden_test(a, released_course):
+    rel = released_course / "release" / a.id / f"{a.notebook}.ipynb"
+    assert rel.exists(), f"nbgrader did not release {a.id}"
+    raw = rel.read_text()
+    sols, hidden = solution_lines(a.source), hidden_lines(a.source)
+    assert sols and hidden, f"{a.id}: found no solution or hidden lines to look for"
+    leaked = [s for s in sols if s in raw or s.replace('"', '\\"') in raw]
+    assert not leaked, f"{a.id}: solution lines in the release: {leaked[:3]}"
+    leaked = [s for s in hidden if s in raw or s.replace('"', '\\"') in raw]
+    assert not leaked, f"{a.id}: hidden test lines in the release: {leaked[:3]}"
+    assert "BEGIN HIDDEN TESTS" not in raw and "BEGIN SOLUTION" not in raw
+    assert raw.count("raise NotImplementedError()") >= len(a.functions)
+
+
+@pytest.mark.parametrize("a", ASSIGNMENTS, ids=IDS)
+def test_release_runs_with_only_not_implemented_errors(a, released_course):
+    rel = released_course / "release" / a.id / f"{a.notebook}.ipynb"
+    nb, _ = execute_notebook(rel, allow_errors=True)
+    errors = error_outputs(nb)
+    assert errors, f"{a.id}: the student edition ran without a single NotImplementedError"
+    others = [e for e in errors if e[1] != "NotImplementedError"]
+    assert not others, f"{a.id}: the student edition raised more than NotImplementedError: {others}"
