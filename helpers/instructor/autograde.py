@@ -27,7 +27,7 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import nbformat
@@ -43,14 +43,13 @@ class Task:
     assignment: str
     student: str
     force: bool = False
-    problems: list = field(default_factory=list)   # reported, but grading goes on (e.g. a missing notebook)
 
 
 @dataclass
 class Outcome:
     assignment: str
     student: str
-    status: str            # graded | skipped | failed | corrupt
+    status: str            # graded | skipped | failed | corrupt | missing
     reason: str = ""
     seconds: float = 0.0
     score: float | None = None
@@ -101,7 +100,9 @@ def discover(root: Path, assignments: list[str], student: str | None = None, for
             nb_path = folder / f"{a.notebook}.ipynb"
             task = Task(a_id, s)
             if not nb_path.exists():
-                task.problems.append(f"missing notebook {a.notebook}.ipynb (graded as zero)")
+                known.append(Outcome(a_id, s, "missing", f"no {a.notebook}.ipynb in submitted/{s}/{a_id}; "
+                                                         "scored 0"))
+                continue
             else:
                 try:
                     nbformat.read(str(nb_path), as_version=4)
@@ -143,6 +144,9 @@ def _reason_from_log(log: str) -> str:
 
 def _worker(settings: Settings, tasks: mp.Queue, results: mp.Queue) -> None:
     os.setsid()  # own process group: the parent can kill this worker together with its kernels
+    import warnings
+
+    warnings.filterwarnings("ignore", module="nbgrader")   # SQLAlchemy session warnings from nbgrader's api
     config = settings.config()
     config.Execute.timeout_func = _budget_timeout(settings)
     api = make_api(config)
@@ -165,8 +169,7 @@ def _worker(settings: Settings, tasks: mp.Queue, results: mp.Queue) -> None:
             state.parent.mkdir(parents=True, exist_ok=True)
             note = _reason_from_log(log)
             state.write_text(json.dumps({"graded_at": time.time(), "seconds": seconds, "note": note}))
-            reason = "; ".join(task.problems + ([note] if note else []))
-            results.put(("done", Outcome(task.assignment, task.student, "graded", reason, seconds)))
+            results.put(("done", Outcome(task.assignment, task.student, "graded", note, seconds)))
         else:
             last = [ln for ln in log.strip().splitlines() if ln.strip()][-1:] or ["unknown error"]
             results.put(("done", Outcome(task.assignment, task.student, "failed",
@@ -184,7 +187,7 @@ class _Progress:
         width = 24
         filled = int(width * self.done / max(self.total, 1))
         bar = "#" * filled + "." * (width - filled)
-        mark = {"graded": "ok", "skipped": "--", "failed": "FAIL", "corrupt": "FAIL"}[o.status]
+        mark = {"graded": "ok", "skipped": "--", "failed": "FAIL", "corrupt": "FAIL", "missing": "FAIL"}[o.status]
         extra = f"  ({o.reason})" if o.reason else ""
         print(f"[{bar}] {self.done:>4}/{self.total}  {mark:<4} {o.assignment} / {o.student}  "
               f"{o.seconds:5.1f} s{extra}", file=self.stream, flush=True)
@@ -323,7 +326,7 @@ def summary_table(outcomes: list[Outcome]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + ("  " + r[5] if r[5] else "") for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("graded", "skipped", "failed", "corrupt")}
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("graded", "skipped", "failed", "corrupt", "missing")}
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items()))
     return "\n".join(lines)
 

@@ -53,7 +53,7 @@ def cmd_autograde(args) -> int:
                          db_url=args.db_url, cell_timeout=args.cell_timeout, budget=args.budget,
                          config_file=args.config)
     print(summary_table(outcomes))
-    return 1 if any(o.status in ("failed", "corrupt") for o in outcomes) and args.strict else 0
+    return 1 if any(o.status in ("failed", "corrupt", "missing") for o in outcomes) and args.strict else 0
 
 
 def cmd_feedback(args) -> int:

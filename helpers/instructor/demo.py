@@ -31,21 +31,21 @@ from .course import ASSIGNMENTS, ROOT, get
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 
-# (student, assignment) -> list of (old, new) replacements applied to the filled answer code.
+# student -> assignment -> list of (answer cell grade_id, old, new) replacements in the filled answer code.
 MISTAKES: dict[str, dict[str, list[tuple[str, str]]]] = {
-    "ben": {"03_conv_forward": [("vert_start = h * stride", "vert_start = h"),
-                                ("horiz_start = w * stride", "horiz_start = w")],
-            "05_pool_forward": [("vert_start = h * stride", "vert_start = h"),
-                                ("horiz_start = w * stride", "horiz_start = w")]},
-    "cara": {"02_conv_single_step": [("Z = float(np.sum(s)) + b.item()", "Z = float(np.sum(s))")],
-             "03_conv_forward": [(" + b[0, 0, 0, c]", "")]},
-    "dev": {"03_conv_forward": [("a_prev_pad = A_prev_pad[i]", "a_prev_pad = A_prev[i]")]},
-    "eve": {"06_pool_backward": [("average = dz / (n_H * n_W)", "average = dz")]},
-    "finn": {"04_conv_backward": [("vert_start = h * stride", "vert_start = h"),
-                                  ("horiz_start = w * stride", "horiz_start = w")],
-             "06_pool_backward": [("vert_start = h * stride", "vert_start = h"),
-                                  ("horiz_start = w * stride", "horiz_start = w")]},
-    "ivan": {"07_relu": [("A = np.maximum(0.0, Z)", "while True:\n        pass")]},
+    "ben": {"03_conv_forward": [("conv_forward", "vert_start = h * stride", "vert_start = h"),
+                                ("conv_forward", "horiz_start = w * stride", "horiz_start = w")],
+            "05_pool_forward": [("pool_forward", "vert_start = h * stride", "vert_start = h"),
+                                ("pool_forward", "horiz_start = w * stride", "horiz_start = w")]},
+    "cara": {"02_conv_single_step": [("conv_single_step", "Z = float(np.sum(s)) + b.item()", "Z = float(np.sum(s))")],
+             "03_conv_forward": [("conv_forward", " + b[0, 0, 0, c]", "")]},
+    "dev": {"03_conv_forward": [("conv_forward", "a_prev_pad = A_prev_pad[i]", "a_prev_pad = A_prev[i]")]},
+    "eve": {"06_pool_backward": [("distribute_value", "average = dz / (n_H * n_W)", "average = dz")]},
+    "finn": {"04_conv_backward": [("conv_backward", "vert_start = h * stride", "vert_start = h"),
+                                  ("conv_backward", "horiz_start = w * stride", "horiz_start = w")],
+             "06_pool_backward": [("pool_backward", "vert_start = h * stride", "vert_start = h"),
+                                  ("pool_backward", "horiz_start = w * stride", "horiz_start = w")]},
+    "ivan": {"07_relu": [("relu", "A = np.maximum(0.0, Z)", "while True:\n        pass")]},
 }
 CORRECT = {"alice": [a.id for a in ASSIGNMENTS], "gus": ["02_conv_single_step"]}
 MISSING = {"gus": ["01_zero_padding"]}
@@ -56,25 +56,25 @@ def strip_markers(source: str) -> str:
     return "\n".join(ln for ln in source.split("\n") if BEGIN_SOLUTION not in ln and END_SOLUTION not in ln)
 
 
-def filled_notebook(release_nb: Path, source_nb: Path, mistakes: list[tuple[str, str]] = ()):
-    """The release notebook with every answer cell replaced by the reference answer (plus mistakes)."""
+def filled_notebook(release_nb: Path, source_nb: Path, mistakes: list[tuple[str, str, str]] = ()):
+    """The release notebook with every answer cell replaced by the reference answer (plus mistakes).
+
+    A mistake ``(grade_id, old, new)`` replaces ``old`` by ``new`` in that answer cell.
+    """
     nb = nbformat.read(str(release_nb), as_version=4)
     src = nbformat.read(str(source_nb), as_version=4)
     answers = {c.metadata["nbgrader"]["grade_id"]: strip_markers(c.source) for c in src.cells
                if c.metadata.get("nbgrader", {}).get("solution")}
-    pending = list(mistakes)
+    for grade_id, old, _ in mistakes:
+        if grade_id not in answers or old not in answers[grade_id]:
+            raise RuntimeError(f"demo: mistake {old!r} found nothing to change in answer cell {grade_id!r} of "
+                               f"{source_nb.name}; update MISTAKES in helpers/instructor/demo.py")
+    for grade_id, old, new in mistakes:
+        answers[grade_id] = answers[grade_id].replace(old, new)
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("solution") and meta.get("grade_id") in answers:
-            text = answers[meta["grade_id"]]
-            for old, new in list(pending):
-                if old in text:
-                    text = text.replace(old, new)
-                    pending.remove((old, new))
-            cell.source = text
-    if pending:
-        raise RuntimeError(f"demo: mistake(s) {pending} found nothing to change in {source_nb.name}; "
-                           "update MISTAKES in helpers/instructor/demo.py")
+            cell.source = answers[meta["grade_id"]]
     return nb
 
 

@@ -107,6 +107,7 @@ def generate_feedback(api, assignment: str, students: list[str]) -> list[dict]:
 
 
 def feedback_overrides() -> dict:
-    from nbgrader.preprocessors import CSSHTMLHeaderPreprocessor, GetGrades
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbgrader.preprocessors import GetGrades
 
     return {"GenerateFeedback": {"preprocessors": [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]}}
