@@ -105,8 +105,10 @@ def test_build_writes_both_editions_and_a_front_page(site):
     assert (site / "index.html").exists()
     front = page_text(site / "index.html")
     assert "Student edition" in front and "Instructor edition" in front
-    links = [a["href"] for a in soup_of(site / "index.html").select("a[href]")]
+    links = [a["href"] for a in soup_of(site / "index.html").select("ul.course-editions a[href]")]
     assert links == ["student/index.html", "instructor/index.html"]
+    lessons = [a["href"] for a in soup_of(site / "index.html").select("ol.course-lessons a[href]")]
+    assert lessons == [f"{e}/{a.id}.html" for a in BUILT for e in ("student", "instructor")]
     for edition in ("student", "instructor"):
         assert (site / edition / "index.html").exists()
         for a in BUILT:
@@ -315,3 +317,20 @@ def test_outputs_that_show_a_solution_line_are_removed():
     assert student.cells[2].outputs == []
     assert len(removed) == 4
     assert nb.cells[1].outputs[1].output_type == "error", "the source notebook itself is left alone"
+
+
+def test_a_solution_cell_without_markers_is_secret_as_a_whole():
+    from helpers.instructor.site import secret_lines, student_edition
+
+    answer = nbformat.v4.new_code_cell("def g(x):\n    return x ** 2 + 17 * x",
+                                       metadata={"nbgrader": {"solution": True, "grade": False, "locked": False,
+                                                              "grade_id": "g", "schema_version": 3}})
+    caller = nbformat.v4.new_code_cell("g('a')")
+    caller.outputs = [nbformat.v4.new_output("error", ename="TypeError", evalue="bad",
+                                             traceback=["----> 2     return x ** 2 + 17 * x"])]
+    nb = nbformat.v4.new_notebook(cells=[answer, caller])
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    assert "return x ** 2 + 17 * x" in secret_lines(nb)
+    student, _ = student_edition(nb)
+    assert student.cells[0].source == "# YOUR CODE HERE\nraise NotImplementedError()"
+    assert student.cells[1].outputs == []

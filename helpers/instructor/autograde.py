@@ -16,6 +16,20 @@ Robustness:
   the next run; one that was interrupted (an autograded folder without the record) is graded
   again with ``force``; ``--force`` regrades everything. nbgrader replaces a submission's grades
   rather than adding to them, so nothing is doubled.
+
+Grading that students cannot game or break (``sandbox=True``, the default; see
+:mod:`helpers.instructor.safegrade`, :mod:`helpers.instructor.sandbox` and
+:mod:`helpers.instructor.outofkernel`):
+
+- each kernel runs sandboxed: as root, as the worker slot's own unprivileged user
+  (``cnngrader0``, ``cnngrader1``, ... created on first use), with no network, a private root file
+  system without the course directory, the sources, the gradebook or other submissions, and
+  resource limits; not as root, whatever of that the system allows (a user namespace), and the
+  first line of output says what could not be applied;
+- every graded function is checked again outside the kernel on fresh random inputs; when the
+  kernel's test passed and that check did not, the test cell scores 0 and is flagged (``FLAG``);
+- a dead or stuck kernel is restarted and grading goes on, so points already earned stay;
+- the time budget covers the whole submission, out-of-kernel check included.
 """
 from __future__ import annotations
 
@@ -27,7 +41,7 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -54,6 +68,7 @@ class Outcome:
     seconds: float = 0.0
     score: float | None = None
     max_score: float | None = None
+    flags: list = field(default_factory=list)   # "FLAG <test cell>: why": out-of-kernel check overrode a pass
 
 
 @dataclass
@@ -64,6 +79,9 @@ class Settings:
     budget: int = 300
     max_output_lines: int = 200
     config_file: str | None = None
+    sandbox: bool = True
+    out_of_kernel: bool = True
+    policy: dict | None = None       # sandbox.Policy fields (limits, ...); the slot is set per worker
 
     def overrides(self) -> dict:
         return {"Execute": {"timeout": int(self.cell_timeout), "interrupt_on_timeout": True},
@@ -72,6 +90,24 @@ class Settings:
 
     def config(self):
         return load_config(self.root, self.db_url, self.config_file, self.overrides())
+
+    def make_policy(self, slot: int = 0):
+        from .sandbox import Policy
+
+        policy = Policy.from_dict(self.policy)
+        policy.slot = slot
+        policy.enabled = bool(self.sandbox)
+        policy.limits.cpu_seconds = max(policy.limits.cpu_seconds, int(self.budget) + 30)
+        return policy
+
+    def worker_config(self, slot: int):
+        """The config of a grading worker: the course's, with the safe pipeline of :mod:`.safegrade`."""
+        from .safegrade import configure
+
+        config = self.config()
+        configure(config, policy=self.make_policy(slot), sandbox_enabled=self.sandbox,
+                  out_of_kernel=self.out_of_kernel, deadline_func=lambda: _DEADLINE[0])
+        return config
 
 
 # --------------------------------------------------------------------------- discovery
@@ -142,12 +178,15 @@ def _reason_from_log(log: str) -> str:
     return ""
 
 
-def _worker(settings: Settings, tasks: mp.Queue, results: mp.Queue) -> None:
+def _worker(settings: Settings, tasks: mp.Queue, results: mp.Queue, slot: int = 0) -> None:
     os.setsid()  # own process group: the parent can kill this worker together with its kernels
+    _die_with_parent()
     import warnings
 
+    from . import safegrade
+
     warnings.filterwarnings("ignore", module="nbgrader")   # SQLAlchemy session warnings from nbgrader's api
-    config = settings.config()
+    config = settings.worker_config(slot)
     config.Execute.timeout_func = _budget_timeout(settings)
     api = make_api(config)
     root = Path(settings.root)
@@ -157,6 +196,7 @@ def _worker(settings: Settings, tasks: mp.Queue, results: mp.Queue) -> None:
             return
         results.put(("start", task, os.getpid(), time.monotonic()))
         _DEADLINE[0] = time.monotonic() + settings.budget
+        safegrade.NOTES.clear()
         t0 = time.monotonic()
         try:
             res = api.autograde(task.assignment, task.student, force=task.force, create=True)
@@ -164,16 +204,35 @@ def _worker(settings: Settings, tasks: mp.Queue, results: mp.Queue) -> None:
             res = {"success": False, "error": f"{type(exc).__name__}: {exc}"}
         seconds = time.monotonic() - t0
         log = (res.get("log") or "") + (res.get("error") or "")
+        notes = list(safegrade.NOTES)
+        flags = [n for n in notes if n.startswith("FLAG")]
         if res.get("success"):
             state = _state_file(root, task.assignment, task.student)
             state.parent.mkdir(parents=True, exist_ok=True)
-            note = _reason_from_log(log)
-            state.write_text(json.dumps({"graded_at": time.time(), "seconds": seconds, "note": note}))
-            results.put(("done", Outcome(task.assignment, task.student, "graded", note, seconds)))
+            note = "; ".join(flags + [n for n in notes if n not in flags]) or _reason_from_log(log)
+            state.write_text(json.dumps({"graded_at": time.time(), "seconds": seconds, "note": note,
+                                         "flags": flags}))
+            results.put(("done", Outcome(task.assignment, task.student, "graded", note, seconds, flags=flags)))
         else:
             last = [ln for ln in log.strip().splitlines() if ln.strip()][-1:] or ["unknown error"]
             results.put(("done", Outcome(task.assignment, task.student, "failed",
-                                         _reason_from_log(log) or last[0][:200], seconds)))
+                                         _reason_from_log(log) or last[0][:200], seconds, flags=flags)))
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel SIGKILL this worker when the grading process dies (say, kill -9), so
+    that no orphaned worker goes on writing the gradebook under a rerun. Its kernels follow within a
+    second (ipykernel polls JPY_PARENT_PID)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except Exception:
+        pass
+    if os.getppid() == 1:   # the parent died before prctl took effect
+        os._exit(1)
 
 
 # --------------------------------------------------------------------------- parent
@@ -200,25 +259,77 @@ def _kill_group(pid: int) -> None:
         pass
 
 
+SANDBOX_REPORT: list = []   # the last sandbox probe's SandboxReport (what was and was not applied)
+
+
 def autograde(root: Path | str, assignments: list[str] | None = None, *, jobs: int | None = None,
               student: str | None = None, force: bool = False, db_url: str | None = None,
-              cell_timeout: int = 30, budget: int = 300, stream=None, config_file: str | None = None) -> list[Outcome]:
-    """Grade every submission (or one student's) of the given assignments, ``jobs`` at a time."""
+              cell_timeout: int = 30, budget: int = 300, stream=None, config_file: str | None = None,
+              sandbox: bool = True, out_of_kernel: bool = True, limits: dict | None = None) -> list[Outcome]:
+    """Grade every submission (or one student's) of the given assignments, ``jobs`` at a time.
+
+    ``sandbox=False`` runs student code as the grading user, unconfined (only for trusted code);
+    ``out_of_kernel=False`` skips the out-of-kernel check; ``limits`` overrides fields of
+    :class:`helpers.instructor.sandbox.Limits` (``address_space``, ``cpu_seconds``, ``processes``,
+    ``file_size``, ``open_files``).
+    """
     root = Path(root).resolve()
     ids = [a.id for a in ASSIGNMENTS] if not assignments else list(assignments)
     for a in ids:
         get(a)  # unknown assignment -> CourseError-like ValueError
-    settings = Settings(str(root), db_url, cell_timeout, budget, config_file=config_file)
-    settings.config()  # fail early on an unreadable config
+    settings = Settings(str(root), db_url, cell_timeout, budget, config_file=config_file, sandbox=sandbox,
+                        out_of_kernel=out_of_kernel, policy={"limits": dict(limits)} if limits else None)
+    config = settings.config()  # fail early on an unreadable config
     tasks, outcomes = discover(root, ids, student, force)
     progress = _Progress(len(tasks) + len(outcomes), stream)
     for o in outcomes:
         progress.line(o)
+    _ensure_students(settings, {t.student for t in tasks} | {o.student for o in outcomes})
     if tasks:
+        jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
+        _check_sandbox(settings, config, jobs, progress.stream)
         _ensure_released(settings, {t.assignment for t in tasks})
-        outcomes += _run_pool(settings, tasks, jobs or os.cpu_count() or 1, progress)
+        outcomes += _run_pool(settings, tasks, jobs, progress)
     _fill_scores(settings, outcomes)
     return outcomes
+
+
+def _secret_paths(config) -> list[str]:
+    cd = config.CourseDirectory
+    root = cd.root
+    paths = [root, os.path.realpath(os.path.join(root, cd.get("source_directory", "source")))]
+    db = cd.get("db_url", "") or ""
+    if db.startswith("sqlite:///"):
+        paths.append(db[len("sqlite:///"):].split("?")[0])
+    return paths
+
+
+def _check_sandbox(settings: Settings, config, jobs: int, stream) -> None:
+    """Create the sandbox users, start one probe, and say what is and is not enforced."""
+    from .sandbox import SandboxError, ensure_users, probe
+
+    SANDBOX_REPORT.clear()
+    if not settings.sandbox:
+        print("sandbox: OFF: student code runs as the grading user, with its file access, the network and "
+              "no limits", file=stream, flush=True)
+        return
+    try:
+        ensure_users(jobs)
+        report, _ = probe(settings.make_policy(0), secret=_secret_paths(config))
+    except SandboxError as exc:
+        raise CourseError(f"the grading sandbox does not work here: {exc}. Fix it, or grade trusted "
+                          f"submissions without it (sandbox=False)") from None
+    SANDBOX_REPORT.append(report)
+    print(report.summary(), file=stream, flush=True)
+
+
+def _ensure_students(settings: Settings, students: set) -> None:
+    """Create every student row up front, in one process: two workers grading the same student's
+    assignments at once would otherwise both try to create that student, and one would fail.
+    It also puts students whose notebook is missing or corrupt in the gradebook, with nothing earned."""
+    with gradebook(settings.config()) as gb:
+        for s in sorted(students):
+            gb.update_or_create_student(s)
 
 
 def _ensure_released(settings: Settings, assignment_ids: set) -> None:
@@ -235,6 +346,21 @@ def _ensure_released(settings: Settings, assignment_ids: set) -> None:
                 raise CourseError(f"could not generate {a} from the source notebooks: {res.get('error', '')[-300:]}")
 
 
+def _kill_slot(settings: Settings, slot: int) -> None:
+    """Kill whatever a dead worker's sandbox user still runs (root only)."""
+    if not settings.sandbox or os.geteuid() != 0:
+        return
+    import pwd
+
+    from .sandbox import kill_processes
+
+    try:
+        uid = pwd.getpwnam(settings.make_policy(slot).user_name).pw_uid
+    except KeyError:
+        return
+    kill_processes(uid=uid)
+
+
 def _run_pool(settings: Settings, tasks: list[Task], jobs: int, progress: _Progress) -> list[Outcome]:
     ctx = mp.get_context("spawn")
     task_q, result_q = ctx.Queue(), ctx.Queue()
@@ -242,11 +368,16 @@ def _run_pool(settings: Settings, tasks: list[Task], jobs: int, progress: _Progr
         task_q.put(t)
     jobs = max(1, min(jobs, len(tasks)))
     workers = {}
+    slots: dict[int, int] = {}   # worker pid -> sandbox slot (one sandbox user per slot)
 
-    def start_worker():
-        p = ctx.Process(target=_worker, args=(settings, task_q, result_q), daemon=True)
+    def start_worker(slot=None):
+        if slot is None:
+            used = set(slots.values())
+            slot = next(i for i in range(jobs + len(used) + 1) if i not in used)
+        p = ctx.Process(target=_worker, args=(settings, task_q, result_q, slot), daemon=True)
         p.start()
         workers[p.pid] = p
+        slots[p.pid] = slot
 
     for _ in range(jobs):
         start_worker()
@@ -273,12 +404,14 @@ def _run_pool(settings: Settings, tasks: list[Task], jobs: int, progress: _Progr
             for pid, p in list(workers.items()):
                 if not p.is_alive() and pid not in running:   # died between tasks, or at start-up
                     del workers[pid]
+                    slot = slots.pop(pid)
+                    _kill_slot(settings, slot)
                     deaths += 1
                     if deaths > 2 * jobs:
                         raise CourseError(f"grading workers keep dying (last exit code {p.exitcode}); "
                                           "run with --jobs 1 to see why")
                     if len(outcomes) + len(running) < len(tasks):
-                        start_worker()
+                        start_worker(slot)
                     continue
                 over = pid in running and now - running[pid][1] > hard_limit
                 if over or (not p.is_alive() and pid in running):
@@ -286,6 +419,8 @@ def _run_pool(settings: Settings, tasks: list[Task], jobs: int, progress: _Progr
                     _kill_group(pid)
                     p.join(5)
                     del workers[pid]
+                    slot = slots.pop(pid)
+                    _kill_slot(settings, slot)
                     shutil.rmtree(Path(settings.root) / "autograded" / task.student / task.assignment,
                                   ignore_errors=True)
                     reason = (f"over the time budget of {settings.budget} s; grader stopped" if over
@@ -294,7 +429,7 @@ def _run_pool(settings: Settings, tasks: list[Task], jobs: int, progress: _Progr
                     outcomes.append(o)
                     progress.line(o)
                     if len(outcomes) + len(running) < len(tasks):
-                        start_worker()
+                        start_worker(slot)
             if not workers and len(outcomes) < len(tasks):
                 raise CourseError("every grading worker died; see the messages above")
     finally:
@@ -304,6 +439,7 @@ def _run_pool(settings: Settings, tasks: list[Task], jobs: int, progress: _Progr
             p.join(10)
             if p.is_alive():
                 _kill_group(pid)
+                _kill_slot(settings, slots.get(pid, 0))
     return outcomes
 
 
@@ -315,6 +451,26 @@ def _fill_scores(settings: Settings, outcomes: list[Outcome]) -> None:
             except Exception:
                 continue
             o.score, o.max_score = float(sub.score), float(sub.max_score)
+    root = Path(settings.root)
+    for o in outcomes:
+        if o.status == "graded" and not o.reason:
+            o.reason = _execution_problems(root / "autograded" / o.student / o.assignment)
+
+
+def _execution_problems(folder: Path) -> str:
+    """What went wrong while the graded notebooks ran: cells that timed out, a kernel that died."""
+    counts: dict[str, int] = {}
+    for path in folder.glob("*.ipynb"):
+        try:
+            nb = nbformat.read(str(path), as_version=4)
+        except Exception:
+            continue
+        for cell in nb.cells:
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "error" and out.get("ename") in ("CellTimeoutError", "DeadKernelError"):
+                    counts[out["ename"]] = counts.get(out["ename"], 0) + 1
+    words = {"CellTimeoutError": "cell(s) timed out", "DeadKernelError": "cell(s) hit a dead kernel"}
+    return "; ".join(f"{n} {words[k]}" for k, n in counts.items())
 
 
 def summary_table(outcomes: list[Outcome]) -> str:

@@ -113,6 +113,7 @@ body.course-index { font: 16px/1.55 system-ui, -apple-system, "Segoe UI", Roboto
 }
 .course-banner a { color: #fff; }
 .course-banner.instructor { background: var(--course-solution); }
+.course-banner.site { background: #3b4652; }
 .course-banner .course-name { font-weight: 400; opacity: .9; }
 .course-nav {
   display: flex; justify-content: space-between; align-items: center; gap: 1rem;
@@ -147,6 +148,8 @@ main { padding-top: .5rem; }
 .jp-RenderedMarkdown pre code { background: none; padding: 0; }
 .course-lessons { list-style: none; padding: 0; margin: 1.5rem 0; }
 .course-lessons li { padding: .8rem 1rem; margin: .6rem 0; border: 1px solid #e3e5e8; border-radius: 6px; }
+.course-lessons.plain li { padding: .45rem 1rem; margin: .3rem 0; }
+.course-lessons.plain .functions a { font-size: .95rem; font-weight: 400; }
 .course-lessons a { font-size: 1.1rem; font-weight: 600; color: var(--course-accent); text-decoration: none; }
 .course-lessons a:hover { text-decoration: underline; }
 .course-lessons .num { color: #5f6b7a; font-variant-numeric: tabular-nums; margin-right: .4rem; }
@@ -225,8 +228,11 @@ def secret_lines(nb: NotebookNode, min_length: int = MIN_SECRET_LENGTH) -> list[
     secret region, e.g. ``return Z`` after the solution region) is not a secret.
     """
     public = "\n".join(_squash(line) for line in _public_text(nb).splitlines())
+    # A solution cell without markers is a solution as a whole: nbgrader replaces all of it.
+    whole = [cell.source.splitlines() for cell in nb.cells
+             if cell.get("metadata", {}).get("nbgrader", {}).get("solution") and BEGIN_SOLUTION not in cell.source]
     secrets = []
-    for region in solution_regions(nb) + hidden_test_regions(nb):
+    for region in solution_regions(nb) + hidden_test_regions(nb) + whole:
         for line in region:
             line = _squash(line)
             if len(line) >= min_length and not line.startswith("#") and line not in public and line not in secrets:
@@ -238,6 +244,8 @@ def _public_text(nb: NotebookNode) -> str:
     """Every cell's source with the solution and hidden-test regions cut out."""
     kept = []
     for cell in nb.cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("solution") and BEGIN_SOLUTION not in cell.source:
+            continue  # nbgrader replaces the whole cell
         inside = False
         for line in cell.source.splitlines():
             if BEGIN_SOLUTION in line or BEGIN_HIDDEN in line:
@@ -277,7 +285,10 @@ def execute_notebook(path: Path, timeout: int = CELL_TIMEOUT) -> NotebookNode:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
                             resources={"metadata": {"path": str(path.parent)}})
-    client.execute()
+    # Figures must come out as inline PNGs, whatever MPLBACKEND the caller's environment has.
+    env = {**os.environ, "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+           "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    client.execute(env=env)
     return nb
 
 
@@ -447,15 +458,24 @@ def render_index(assignments: Sequence[Assignment], edition: str) -> str:
     return _page(f"CNN building blocks from scratch, in NumPy ({edition} edition)", body)
 
 
-def render_root(editions: Iterable[str]) -> str:
-    """The site's front page: one link per edition."""
-    what = {"student": "Student edition: the lessons and exercises, with the solutions removed.",
-            "instructor": "Instructor edition: the same lessons with reference solutions and hidden tests."}
-    items = "".join(f'<li><a href="{e}/index.html">{what[e].split(":")[0]}</a>:{what[e].split(":", 1)[1]}</li>'
-                    for e in editions)
-    body = ("<h1>CNN building blocks from scratch, in NumPy</h1>"
-            "<p>An open course: the parts of a convolutional network, built one at a time in plain NumPy.</p>"
-            f'<ul class="course-editions">{items}</ul>')
+def render_root(editions: Iterable[str], assignments: Sequence[Assignment]) -> str:
+    """The site's front page: what each edition is, and every lesson with a link into each edition."""
+    editions = list(editions)
+    what = {"student": ("Student edition", "the lessons and exercises as students get them, solutions removed."),
+            "instructor": ("Instructor edition", "the same lessons with the reference solutions and hidden tests.")}
+    items = "".join(f'<li><a href="{e}/index.html">{what[e][0]}</a>: {what[e][1]}</li>' for e in editions)
+    rows = "".join(
+        f'<li><span class="num">{_lesson_number(a)}</span>{html.escape(a.title)}<span class="functions">'
+        + " · ".join(f'<a href="{e}/{a.id}.html">{e}</a>' for e in editions) + "</span></li>"
+        for a in assignments)
+    body = ('<div class="course-banner site" role="banner"><span class="edition">Open course</span>'
+            '<span class="course-name">CNN building blocks from scratch, in NumPy</span></div>'
+            "<h1>CNN building blocks from scratch, in NumPy</h1>"
+            "<p>The parts of a convolutional network, built one at a time in plain NumPy: padding, "
+            "convolution forward and backward, pooling forward and backward, ReLU, and a Sobel filter on a "
+            "real photograph. Every lesson is a graded Jupyter notebook; these pages show them for reading.</p>"
+            f'<ul class="course-editions">{items}</ul>'
+            f'<h2>Lessons</h2><ol class="course-lessons plain">{rows}</ol>')
     return _page("CNN building blocks from scratch, in NumPy", body)
 
 
@@ -549,7 +569,7 @@ def build_site(out_dir: Path = ROOT / "site", editions: Sequence[str] = EDITIONS
             path.write_text(render_lesson(nb, a, edition, prev, nxt, exporter), encoding="utf-8")
             pages[edition].append(str(path))
         (folder / "index.html").write_text(render_index(chosen, edition), encoding="utf-8")
-    (out_dir / "index.html").write_text(render_root(editions), encoding="utf-8")
+    (out_dir / "index.html").write_text(render_root(editions, chosen), encoding="utf-8")
     return {"out_dir": str(out_dir), "pages": pages, "mathjax_bytes": mathjax_bytes, "removed": removed,
             "assignments": [a.id for a in chosen], "execute_seconds": round(t_exec, 2),
             "seconds": round(time.perf_counter() - start, 2)}

@@ -1,0 +1,238 @@
+"""The instructor tool on the synthetic class: exact scores, parallel = serial, restart after a kill,
+feedback without hidden tests, a per-question export that matches the gradebook, clear errors."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers.instructor import autograde as ag
+from helpers.instructor.course import ASSIGNMENTS, ROOT
+from helpers.instructor.feedback import hidden_test_texts
+from helpers.instructor.nbapi import gradebook, load_config
+
+from conftest import make_course
+
+pytestmark = pytest.mark.slow
+CLI = str(Path(sys.executable).parent / "cnn-course")
+
+FULL = {  # points of every test cell, in the notebooks' order
+    "01_zero_padding": {"test_zero_pad_canonical": 2, "test_zero_pad_hidden": 3},
+    "02_conv_single_step": {"test_conv_single_step_canonical": 2, "test_conv_single_step_hidden": 3},
+    "03_conv_forward": {"test_conv_forward_canonical": 2, "test_conv_forward_hidden": 3},
+    "04_conv_backward": {"test_conv_backward_canonical": 2, "test_conv_backward_hidden": 3},
+    "05_pool_forward": {"test_pool_forward_canonical": 2, "test_pool_forward_hidden": 3},
+    "06_pool_backward": {"test_create_mask_canonical": 2, "test_create_mask_hidden": 3,
+                         "test_distribute_value_canonical": 2, "test_distribute_value_hidden": 3,
+                         "test_pool_backward_canonical": 2, "test_pool_backward_stride_hidden": 3,
+                         "test_pool_backward_f1_hidden": 3},
+    "07_relu": {"test_relu_canonical": 2, "test_relu_hidden": 3, "test_relu_backward_canonical": 2,
+                "test_relu_backward_hidden": 3},
+    "08_sobel": {"test_to_grayscale_canonical": 2, "test_to_grayscale_hidden": 3, "test_sobel_kernels": 2,
+                 "test_filter2d_canonical": 2, "test_filter2d_hidden": 3, "test_sobel_edges_canonical": 2,
+                 "test_sobel_edges_hidden": 3},
+}
+
+
+def zero(a):
+    return {g: 0 for g in FULL[a]}
+
+
+def expected_scores() -> dict:
+    """What each synthetic student must score on each test cell, reasoned from their mistake."""
+    exp = {s: {a: zero(a) for a in FULL} for s in ("alice", "ben", "cara", "dev", "eve", "finn", "gus", "hana", "ivan")}
+    exp["alice"] = {a: dict(FULL[a]) for a in FULL}
+    # ben: no stride in conv_forward and pool_forward: both canonical cases use stride 2, both hidden cells stride 3
+    # cara: no bias in conv_single_step and conv_forward: every case has a non-zero bias
+    # dev: the unpadded slice; canonical pads by 1, and the hidden cell reaches the padded stride-3 case
+    # (ben, cara and dev keep their zeros)
+    # eve: distribute_value without the division: its own cells, and every pool_backward cell with an average case
+    exp["eve"]["06_pool_backward"].update(test_create_mask_canonical=2, test_create_mask_hidden=3,
+                                          test_pool_backward_f1_hidden=3)
+    # finn: conv_backward ignores the stride (canonical stride 2, hidden stride 3): 0;
+    # pool_backward ignores it: the stride-1 cells pass (the source's bug), the stride 2 and 3 cell does not
+    exp["finn"]["06_pool_backward"].update(test_create_mask_canonical=2, test_create_mask_hidden=3,
+                                           test_distribute_value_canonical=2, test_distribute_value_hidden=3,
+                                           test_pool_backward_canonical=2, test_pool_backward_f1_hidden=3)
+    # gus: 01's notebook missing (0), 02 right. hana: 01 corrupt (0).
+    exp["gus"]["02_conv_single_step"] = dict(FULL["02_conv_single_step"])
+    # ivan: relu hangs: its cells time out; relu_backward still earns its points
+    exp["ivan"]["07_relu"].update(test_relu_backward_canonical=2, test_relu_backward_hidden=3)
+    return exp
+
+
+def gradebook_scores(config) -> dict:
+    out = {}
+    with gradebook(config) as gb:
+        for student in gb.students:
+            for sub in student.submissions:
+                for nb in sub.notebooks:
+                    for g in nb.grades:
+                        out[(student.id, sub.assignment.name, g.name)] = float(g.score)
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    from helpers.instructor.demo import run_demo
+
+    course = tmp_path_factory.mktemp("demo")
+    buf = io.StringIO()
+    result = run_demo(course, jobs=2, stream=buf)
+    result["log"] = buf.getvalue()
+    result["root"] = course
+    return result
+
+
+def test_demo_grades_every_cell_exactly(demo):
+    config = load_config(demo["root"])
+    got = gradebook_scores(config)
+    exp = expected_scores()
+    wrong = []
+    for s, per in exp.items():
+        for a, cells in per.items():
+            for g, points in cells.items():
+                score = got.get((s, a, g), 0.0)   # no submission, or not graded: 0
+                if score != points:
+                    wrong.append(f"{s} {a}/{g}: expected {points}, got {score}")
+    assert not wrong, "demo class scores differ:\n" + "\n".join(wrong)
+
+
+def test_demo_reports_problems_by_student(demo):
+    by = {(o.assignment, o.student): o for o in demo["outcomes"]}
+    assert by[("01_zero_padding", "hana")].status == "corrupt" and "not a readable notebook" in \
+        by[("01_zero_padding", "hana")].reason
+    assert by[("01_zero_padding", "gus")].status == "missing"
+    assert by[("07_relu", "ivan")].status == "graded" and "timed out" in by[("07_relu", "ivan")].reason
+    log = demo["log"]
+    assert "hana" in log and "gus" in log and "per-question CSV" in log and "item_analysis" in log
+
+
+def test_export_matches_gradebook(demo):
+    config = load_config(demo["root"])
+    got = gradebook_scores(config)
+    rows = list(csv.DictReader(open(demo["paths"]["per-question CSV"])))
+    assert rows[0]["student_id"] == "max_points"
+    header = list(rows[0])
+    assert header[1] == "01_zero_padding/test_zero_pad_canonical" and header[-1] == "course_total"
+    for a, cells in FULL.items():
+        for g, pts in cells.items():
+            assert float(rows[0][f"{a}/{g}"]) == pts
+    students = {r["student_id"]: r for r in rows[1:]}
+    assert set(students) == set(expected_scores())
+    for sid, row in students.items():
+        total = 0.0
+        for a, cells in FULL.items():
+            sub = sum(got.get((sid, a, g), 0.0) for g in cells)
+            for g in cells:
+                assert float(row[f"{a}/{g}"]) == got.get((sid, a, g), 0.0), f"{sid} {a}/{g}"
+            assert float(row[f"{a}/total"]) == sub
+            total += sub
+        assert float(row["course_total"]) == total
+    assert Path(demo["paths"]["nbgrader CSV"]).read_text().startswith("assignment,duedate,timestamp,student_id")
+
+
+def test_report_has_item_analysis_and_plots(demo):
+    text = Path(demo["paths"]["report"]).read_text()
+    assert "03_conv_forward/test_conv_forward_canonical" in text and "%" in text
+    for key in ("plot item_analysis", "plot grade_distribution"):
+        png = Path(demo["paths"][key])
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_feedback_hides_hidden_tests(demo):
+    pages = sorted(Path(demo["root"], "feedback").rglob("*.html"))
+    graded = [o for o in demo["outcomes"] if o.status == "graded"]
+    assert len(pages) == len(graded), f"expected one feedback page per graded submission, got {len(pages)}"
+    for page in pages:
+        assignment = page.parent.name
+        a = next(x for x in ASSIGNMENTS if x.id == assignment)
+        secrets = hidden_test_texts(nbformat.read(str(a.source), as_version=4))
+        html = page.read_text()
+        leaked = [t for t in secrets if t in html or t.replace('"', "&quot;") in html]
+        assert not leaked, f"{page}: hidden test text in the feedback: {leaked[:3]}"
+        assert "Hidden test" in html and "Traceback" not in html.split("Hidden test")[1][:400]
+    eve = Path(demo["root"], "feedback", "eve", "06_pool_backward", "pool_backward.html").read_text()
+    assert "Hidden test failed: AssertionError" in eve and "distribute_value" in eve
+
+
+def _copy_class(src: Path, dest: Path, assignments) -> Path:
+    course = make_course(dest)
+    shutil.copytree(src / "release", course / "release")
+    for student in (src / "submitted").iterdir():
+        for a in assignments:
+            if (student / a).exists():
+                shutil.copytree(student / a, course / "submitted" / student.name / a)
+    return course
+
+
+SUBSET = ["01_zero_padding", "02_conv_single_step", "06_pool_backward"]
+
+
+def test_parallel_and_serial_gradebooks_identical(demo, tmp_path):
+    runs = {}
+    for jobs in (1, 2):
+        course = _copy_class(demo["root"], tmp_path / f"jobs{jobs}", SUBSET)
+        ag.autograde(course, SUBSET, jobs=jobs, stream=io.StringIO())
+        runs[jobs] = gradebook_scores(load_config(course))
+        con = sqlite3.connect(course / "gradebook.db")
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        con.close()
+    assert runs[1] == runs[2] and len(runs[1]) >= 20
+
+
+def test_kill_then_rerun_loses_and_doubles_nothing(demo, tmp_path):
+    course = _copy_class(demo["root"], tmp_path / "killed", SUBSET)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.Popen([CLI, "--root", str(course), "autograde", "--all", "--jobs", "2"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if " ok " in line:   # at least one submission graded; others are mid-way
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(2)   # let orphaned workers notice their parent is gone
+    partial = gradebook_scores(load_config(course))
+    rerun = subprocess.run([CLI, "--root", str(course), "autograde", "--all", "--jobs", "2"], env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "already graded" in rerun.stdout, "the rerun should skip what the killed run finished"
+    final = gradebook_scores(load_config(course))
+    reference = _copy_class(demo["root"], tmp_path / "reference", SUBSET)
+    graded = [o for o in ag.autograde(reference, SUBSET, jobs=2, stream=io.StringIO()) if o.status == "graded"]
+    assert final == gradebook_scores(load_config(reference))
+    assert len(partial) < len(final)
+    con = sqlite3.connect(course / "gradebook.db")
+    dup = con.execute("SELECT COUNT(*) FROM (SELECT notebook_id, cell_id, COUNT(*) c FROM grade "
+                      "GROUP BY notebook_id, cell_id HAVING c > 1)").fetchone()[0]
+    subs = con.execute("SELECT COUNT(*) FROM submitted_assignment").fetchone()[0]
+    con.close()
+    assert dup == 0 and subs == len(graded)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["autograde", "no_such_assignment"], "unknown assignment 'no_such_assignment'"),
+    (["autograde", "--all"], "no submitted/ folder"),
+    (["--config", "{bad}", "release"], "cannot read the nbgrader config"),
+    (["release", "09_nope"], "unknown assignment '09_nope'"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, args, needle):
+    course = make_course(tmp_path / "course")
+    bad = tmp_path / "bad_config.py"
+    bad.write_text("c = get_config()\nc.CourseDirectory.root = (\n")
+    args = [str(bad) if a == "{bad}" else a for a in args]
+    res = subprocess.run([CLI, "--root", str(course)] + args, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
+    assert needle in res.stderr and "Traceback" not in res.stderr, res.stderr
