@@ -33,7 +33,7 @@ release: $(STAMP)  ## the student edition of every notebook, in release/
 	$(BIN)/cnn-course release
 
 run-notebooks: $(STAMP)  ## execute every reference notebook top to bottom, with timings
-	$(BIN)/python -c "import sys; from helpers.instructor.runner import run_sources; from helpers.instructor.course import ROOT; print('reference notebooks:'); t = run_sources(ROOT, sys.stdout); print(f'  {\"total\":<22} {sum(t.values()):6.2f} s')"
+	$(BIN)/python -c "import sys; from helpers.instructor.runner import run_sources; from helpers.instructor.course import ROOT; print('reference notebooks:'); t = run_sources(ROOT, sys.stdout, jobs=2)"
 
 demo: $(STAMP)  ## grade a synthetic class end to end in demo/
 	$(BIN)/cnn-course demo --jobs $(JOBS)
