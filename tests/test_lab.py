@@ -124,7 +124,11 @@ class Notebook:
         self.page = self.context.new_page()
         self.page.set_default_timeout(60_000)
         self.page.goto(f"{lab.url}/lab/tree/{path}?token={lab.token}&reset")
-        self.wait_idle(timeout=120_000)
+        try:
+            self.wait_idle(timeout=120_000)
+        except Exception as e:
+            self.screenshot(f"{path.split('/')[0]}_not_idle")
+            raise AssertionError(f"the kernel never showed Idle ({e}); server log:\n{lab.log.read_text()[-3000:]}")
 
     def wait_idle(self, timeout: float = 120_000):
         self.page.wait_for_function(

@@ -170,6 +170,19 @@ def _budget_timeout(settings: Settings):
     return timeout_for
 
 
+def _failure_reason(log: str) -> str:
+    """The error that made nbgrader give up: the last ``SomeError: message`` line before its own
+    generic 'Please see the above traceback'."""
+    import re
+
+    found = [m.group(0).strip() for m in re.finditer(r"^\s*[\w.]*(?:Error|Exception|Exit)\b: .+$", log, re.M)
+             if "Please see the" not in m.group(0) and "There was an error" not in m.group(0)]
+    if found:
+        return found[-1][:200]
+    last = [ln for ln in log.strip().splitlines() if ln.strip()][-1:] or ["unknown error"]
+    return last[0][:200]
+
+
 def _reason_from_log(log: str) -> str:
     for key, text in (("CellTimeoutError", "a cell timed out"), ("DeadKernelError", "the kernel died"),
                       ("kernel died", "the kernel died"), ("UnresponsiveKernel", "the kernel stopped responding")):
@@ -183,8 +196,14 @@ def _worker(settings: Settings, tasks: mp.Queue, results: mp.Queue, slot: int = 
     _die_with_parent()
     import warnings
 
-    from . import safegrade
+    from . import safegrade, sandbox
 
+    if settings.sandbox:
+        # this worker's sandbox user, locked for the worker's life against other grading runs
+        slot, _token = sandbox.acquire_slot(slot)
+        results.put(("slot", os.getpid(), slot))
+        if _token is not None:   # root: the slot is locked, so its old folders are nobody's
+            sandbox.remove_stale_boxes(slot)
     warnings.filterwarnings("ignore", module="nbgrader")   # SQLAlchemy session warnings from nbgrader's api
     config = settings.worker_config(slot)
     config.Execute.timeout_func = _budget_timeout(settings)
@@ -214,9 +233,8 @@ def _worker(settings: Settings, tasks: mp.Queue, results: mp.Queue, slot: int = 
                                          "flags": flags}))
             results.put(("done", Outcome(task.assignment, task.student, "graded", note, seconds, flags=flags)))
         else:
-            last = [ln for ln in log.strip().splitlines() if ln.strip()][-1:] or ["unknown error"]
             results.put(("done", Outcome(task.assignment, task.student, "failed",
-                                         _reason_from_log(log) or last[0][:200], seconds, flags=flags)))
+                                         _reason_from_log(log) or _failure_reason(log), seconds, flags=flags)))
 
 
 def _die_with_parent() -> None:
@@ -282,12 +300,13 @@ def autograde(root: Path | str, assignments: list[str] | None = None, *, jobs: i
     config = settings.config()  # fail early on an unreadable config
     tasks, outcomes = discover(root, ids, student, force)
     progress = _Progress(len(tasks) + len(outcomes), stream)
+    if tasks:
+        jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
+        _check_sandbox(settings, config, jobs, progress.stream)
     for o in outcomes:
         progress.line(o)
     _ensure_students(settings, {t.student for t in tasks} | {o.student for o in outcomes})
     if tasks:
-        jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
-        _check_sandbox(settings, config, jobs, progress.stream)
         _ensure_released(settings, {t.assignment for t in tasks})
         outcomes += _run_pool(settings, tasks, jobs, progress)
     _fill_scores(settings, outcomes)
@@ -347,18 +366,25 @@ def _ensure_released(settings: Settings, assignment_ids: set) -> None:
 
 
 def _kill_slot(settings: Settings, slot: int) -> None:
-    """Kill whatever a dead worker's sandbox user still runs (root only)."""
+    """Kill whatever a dead worker's sandbox user still runs (root only), unless another grading run
+    has taken that slot in the meantime (its lock tells)."""
     if not settings.sandbox or os.geteuid() != 0:
         return
     import pwd
 
-    from .sandbox import kill_processes
+    from .sandbox import acquire_slot, kill_processes, release_slot
 
+    got, token = acquire_slot(slot)
     try:
-        uid = pwd.getpwnam(settings.make_policy(slot).user_name).pw_uid
-    except KeyError:
-        return
-    kill_processes(uid=uid)
+        if got != slot:
+            return
+        try:
+            uid = pwd.getpwnam(settings.make_policy(slot).user_name).pw_uid
+        except KeyError:
+            return
+        kill_processes(uid=uid)
+    finally:
+        release_slot(token)
 
 
 def _run_pool(settings: Settings, tasks: list[Task], jobs: int, progress: _Progress) -> list[Outcome]:
@@ -391,7 +417,10 @@ def _run_pool(settings: Settings, tasks: list[Task], jobs: int, progress: _Progr
                 msg = result_q.get(timeout=0.5)
             except queue.Empty:
                 msg = None
-            if msg and msg[0] == "start":
+            if msg and msg[0] == "slot":
+                if msg[1] in slots:
+                    slots[msg[1]] = msg[2]
+            elif msg and msg[0] == "start":
                 _, task, pid, t0 = msg
                 running[pid] = (task, time.monotonic())
             elif msg and msg[0] == "done":

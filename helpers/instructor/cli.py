@@ -49,9 +49,15 @@ def cmd_autograde(args) -> int:
 
     if not args.all and not args.assignment:
         raise CourseError("name an assignment or use --all")
+    limits = {}
+    if args.memory_limit:
+        limits["address_space"] = args.memory_limit * 2 ** 20
+    if args.max_processes:
+        limits["processes"] = args.max_processes
     outcomes = autograde(args.root, _assignments(args), jobs=args.jobs, student=args.student, force=args.force,
                          db_url=args.db_url, cell_timeout=args.cell_timeout, budget=args.budget,
-                         config_file=args.config)
+                         config_file=args.config, sandbox=not args.no_sandbox,
+                         out_of_kernel=not args.no_out_of_kernel, limits=limits or None)
     print(summary_table(outcomes))
     return 1 if any(o.status in ("failed", "corrupt", "missing") for o in outcomes) and args.strict else 0
 
@@ -154,6 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cell-timeout", type=int, default=30, help="seconds per cell (default 30)")
     s.add_argument("--budget", type=int, default=300, help="seconds per submission in all (default 300)")
     s.add_argument("--strict", action="store_true", help="exit 1 if any submission failed")
+    s.add_argument("--no-sandbox", action="store_true",
+                   help="run students' kernels as the grading user, without limits (trusted code only)")
+    s.add_argument("--no-out-of-kernel", action="store_true",
+                   help="skip the check of each function on fresh inputs outside the kernel")
+    s.add_argument("--memory-limit", type=int, default=None, metavar="MiB",
+                   help="address-space limit per kernel (default 2048)")
+    s.add_argument("--max-processes", type=int, default=None, help="process limit per sandbox user (default 96)")
     s.set_defaults(func=cmd_autograde)
 
     s = sub.add_parser("feedback", help="HTML feedback without hidden tests")

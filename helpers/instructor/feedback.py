@@ -9,6 +9,10 @@ read, and for every cell that held a hidden test region it:
 - replaces the cell's outputs by one line: passed, or failed with the error's type and message,
   never a traceback;
 - removes from that message any line of the hidden test's source;
+- removes hidden lines from the outputs of visible cells too: streams, errors (tracebacks) and the
+  text of display outputs (a student's function can read the hidden test that calls it from
+  IPython's input history and show it later); a display output that had to be scrubbed keeps
+  only its plain text;
 - renames the cell's grade id (the feedback page shows it in its table of contents) to
   ``hidden-test-N``.
 
@@ -47,6 +51,41 @@ def scrub(text: str, hidden_lines: list[str]) -> str:
     return text
 
 
+def scrub_bundle(data: dict, hidden_lines: list[str]) -> dict:
+    """Scrub every text representation of a display output; drop the binary ones when the text
+    representations had to be scrubbed (an image could show the same text)."""
+    out, changed = {}, False
+    for mime, value in data.items():
+        if mime.startswith("text/") or mime.endswith("json") or mime.endswith("+xml") or mime == "image/svg+xml":
+            text = value if isinstance(value, str) else "".join(value) if isinstance(value, list) else str(value)
+            clean = scrub(text, hidden_lines)
+            if html_unescape(clean) != clean:
+                clean = scrub_html(clean, hidden_lines)
+            changed |= clean != text
+            out[mime] = clean
+        else:
+            out[mime] = value
+    if changed:
+        out = {k: v for k, v in out.items() if k.startswith("text/plain")} or {"text/plain": "[hidden]"}
+    return out
+
+
+def html_unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)
+
+
+def scrub_html(text: str, hidden_lines: list[str]) -> str:
+    """Scrub lines that appear HTML-escaped (``&quot;``) in an HTML representation."""
+    import html
+
+    for line in sorted({ln.strip() for ln in hidden_lines if len(ln.strip()) >= 4}, key=len, reverse=True):
+        for variant in (html.escape(line), html.escape(line, quote=False), line.replace('"', "&#34;")):
+            text = text.replace(variant, "[hidden]")
+    return text
+
+
 class HideHiddenTests(NbGraderPreprocessor):
     """Strip hidden tests, their tracebacks and their names from a feedback notebook."""
 
@@ -57,28 +96,44 @@ class HideHiddenTests(NbGraderPreprocessor):
             if cell.cell_type == "code" and BEGIN in cell.source:
                 all_hidden += split_hidden(cell.source)[1]
         self._hidden = all_hidden
+        # the grade ids of hidden test cells name the hidden cases too (and nbgrader writes them into
+        # the source of a cell it restored: "This cell (id:test_..._hidden) was missing")
+        self._hidden_ids = [cell.metadata.get("nbgrader", {}).get("grade_id", "") for cell in nb.cells
+                            if cell.cell_type == "code" and BEGIN in cell.source]
+        self._hidden_ids = [g for g in self._hidden_ids if g]
         return super().preprocess(nb, resources)
+
+    def _scrub(self, text: str) -> str:
+        text = scrub(text, self._hidden)
+        for gid in sorted(self._hidden_ids, key=len, reverse=True):
+            text = text.replace(gid, "hidden-test")
+        return text
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code":
             return cell, resources
         if BEGIN not in cell.source:
-            # a visible cell: its outputs may still quote a hidden line (say, a student printed one)
+            # a visible cell: its outputs may still quote a hidden line (say, a student's function saw the
+            # hidden test that called it, through IPython's input history, and printed or displayed it)
             for out in cell.get("outputs", []):
                 if out.output_type == "stream":
-                    out.text = scrub(out.text, self._hidden)
+                    out.text = self._scrub(out.text)
                 elif out.output_type == "error":
-                    out.evalue = scrub(out.evalue, self._hidden)
-                    out.traceback = [scrub(t, self._hidden) for t in out.traceback]
+                    out.ename = self._scrub(out.ename)
+                    out.evalue = self._scrub(out.evalue)
+                    out.traceback = [self._scrub(t) for t in out.traceback]
+                elif out.output_type in ("execute_result", "display_data"):
+                    out["data"] = scrub_bundle(out.get("data", {}), self._hidden + self._hidden_ids)
             return cell, resources
         self._count += 1
         visible, _ = split_hidden(cell.source)
+        visible = self._scrub(visible)
         cell.source = (visible.rstrip() + "\n" if visible.strip() else "") + \
             "# A hidden test ran here; its code is not shown."
         errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
         if errors:
             e = errors[0]
-            text = f"Hidden test failed: {scrub(e.ename, self._hidden)}: {scrub(e.evalue, self._hidden)}\n"
+            text = f"Hidden test failed: {self._scrub(e.ename)}: {self._scrub(e.evalue)}\n"
         else:
             text = "Hidden test passed.\n"
         cell.outputs = [new_output("stream", name="stdout", text=text)]

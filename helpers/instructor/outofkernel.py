@@ -10,8 +10,11 @@ the expected outputs up in ``data/reference_outputs.h5``. This module does not t
    statements of the student's other code cells, and the position of each function's first test
    cell; a test cell belongs to the function(s) whose name its source passes to
    ``check_function``/``check_case``.
-2. :func:`hidden_inputs` draws fresh random inputs at grading time (a new seed per submission:
-   shapes, pads, strides, modes, exact zeros), never the stored HDF5 cases.
+2. :func:`fresh_args` draws fresh random inputs at grading time, one set per case that a test
+   cell checks: the case's shapes, pads, strides and modes (and its exact zeros), with new random
+   values (a new seed per submission), never the stored HDF5 values. A test cell is judged on the
+   fresh versions of its own cases, so a function that is right on the stride-1 cases and wrong
+   on stride 3 keeps the points of the stride-1 cell, as in the kernel.
 3. A fresh process in the sandbox (``python -I -m helpers.instructor.outofkernel --child FD``)
    runs those cells in notebook order and, where the first test cell of a function would run,
    calls the function on the inputs. It sends back, one JSON line per event on a pipe, only
@@ -22,13 +25,15 @@ the expected outputs up in ``data/reference_outputs.h5``. This module does not t
    inputs, with the same checks the in-kernel tests use (:func:`helpers.checks.check_case`):
    return type, shape, dtype, values, the cache, inputs left unchanged.
 
-Each answer cell has the cell timeout; each function, the cell timeout for all its inputs. An
-answer cell that does not finish (a top-level ``while True`` after a correct ``def``) or that
-kills its process fails the functions it defines; a function that hangs or kills its process
-fails; either way the check goes on in a new process with the remaining functions.
+Each answer cell and each call has the cell timeout. An answer cell that does not finish (a
+top-level ``while True`` after a correct ``def``) or that kills its process fails every test cell of
+the functions it defines; a call that hangs or kills its process fails its case and the function's
+later cases (as in the kernel, where later test cells of a hanging function are not run); either
+way the check goes on in a new process with what is left.
 
-The verdicts (:class:`Verdict`) go to :class:`helpers.instructor.safegrade.ApplyOutOfKernelVerdicts`,
-which sets a test cell to 0 when the kernel said "passed" and this check did not.
+The verdicts (:class:`Verdict`, one per test cell) go to
+:class:`helpers.instructor.safegrade.ApplyOutOfKernelVerdicts`, which sets a test cell to 0 when the
+kernel said "passed" and this check did not.
 """
 from __future__ import annotations
 
@@ -158,96 +163,68 @@ def decode(obj, depth: int = 0):
 
 
 # --------------------------------------------------------------------------- fresh inputs
-def _shape(rng, lo, hi, n):
-    return tuple(int(x) for x in rng.integers(lo, hi + 1, size=n))
+# Positional arguments that carry values although they are plain numbers (every other int is
+# structure: a pad, a shape, a stride).
+VALUE_ARGS = {"distribute_value": {0}}
 
 
-def _with_zeros(rng, a):
-    a = a.copy()
-    flat = a.reshape(-1)
-    k = max(1, flat.size // 6)
-    flat[rng.choice(flat.size, size=min(k, flat.size), replace=False)] = 0.0
-    return a
+def freshen(value, rng: np.random.Generator, is_value: bool = False):
+    """The same structure with new random values: arrays keep their shape, dtype, sign range and
+    exact zeros; integers (pads, shapes) and dicts (hyperparameters) and strings (modes) stay."""
+    if isinstance(value, np.ndarray):
+        if value.dtype == bool:
+            return rng.random(value.shape) < 0.5
+        if value.size == 0:
+            return value.copy()
+        if value.dtype.kind in "iu":
+            lo, hi = int(value.min()), int(value.max())
+            if value.dtype == np.uint8:
+                lo, hi = (200, 255) if lo >= 200 else (0, 255)
+            elif hi - lo + 1 < value.size:
+                lo, hi = lo - value.size, hi + value.size
+            if hi - lo + 1 >= value.size:   # distinct values: a unique maximum stays unique
+                vals = rng.permutation(np.arange(lo, hi + 1))[:value.size]
+            else:
+                vals = rng.integers(lo, hi + 1, size=value.size)
+            return vals.reshape(value.shape).astype(value.dtype)
+        if value.dtype.kind == "f":
+            zeros = value == 0
+            if float(np.min(value)) >= 0:
+                new = rng.random(value.shape) * (float(np.max(value)) or 1.0)
+            else:
+                new = rng.standard_normal(value.shape) * max(1.0, float(np.std(value)))
+            new[zeros] = 0.0
+            return new.astype(value.dtype)
+        return value.copy()
+    if isinstance(value, tuple):
+        return tuple(freshen(v, rng) for v in value)
+    if isinstance(value, list):
+        return [freshen(v, rng) for v in value]
+    if isinstance(value, dict):
+        return dict(value)
+    if is_value and isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return float(rng.standard_normal() * max(1.0, abs(float(value))))
+    return copy.deepcopy(value)
 
 
-def _conv_config(rng, pad, stride, f):
-    m, c, nc = int(rng.integers(1, 3)), int(rng.integers(1, 4)), int(rng.integers(1, 5))
-    lo = max(f, 1)
-    h, w = int(rng.integers(lo, lo + 6)), int(rng.integers(lo, lo + 7))
-    A = rng.standard_normal((m, h, w, c))
-    W = rng.standard_normal((f, f, c, nc))
-    b = rng.standard_normal((1, 1, 1, nc))
-    return A, W, b, {"pad": pad, "stride": stride}
+def fresh_args(func: str, case: str, reference: dict, rng: np.random.Generator) -> tuple:
+    """Fresh random arguments shaped like the stored case ``case`` of ``func`` (same shapes, pads,
+    strides, modes; new values), drawn now: what a test cell checks, on inputs nobody has seen."""
+    from .cases import CASES
+
+    state = np.random.get_state()
+    try:
+        args = CASES[func][case].build(reference)
+    finally:
+        np.random.set_state(state)
+    values = VALUE_ARGS.get(func, set())
+    return tuple(freshen(a, rng, i in values) for i, a in enumerate(args))
 
 
-def _conv_out(A, W, hp):
-    f, s, p = W.shape[0], hp["stride"], hp["pad"]
-    return (A.shape[0], (A.shape[1] + 2 * p - f) // s + 1, (A.shape[2] + 2 * p - f) // s + 1, W.shape[3])
+def visible_cases(func: str) -> list[str]:
+    from .cases import CASES
 
-
-def _pool_config(rng, f, stride, mode):
-    m, c = int(rng.integers(1, 3)), int(rng.integers(1, 4))
-    h, w = int(rng.integers(f, f + 6)), int(rng.integers(f, f + 7))
-    return rng.standard_normal((m, h, w, c)), {"f": f, "stride": stride}, mode
-
-
-def hidden_inputs(func: str, rng: np.random.Generator) -> list[tuple]:
-    """Fresh argument tuples for ``func``, drawn now: shapes, pads, strides and modes vary."""
-    if func == "zero_pad":
-        return [(rng.standard_normal(_shape(rng, 1, 3, 1) + _shape(rng, 1, 5, 2) + _shape(rng, 1, 3, 1)), pad)
-                for pad in (0, int(rng.integers(1, 4)), int(rng.integers(1, 4)))]
-    if func == "conv_single_step":
-        out = []
-        for f in (1, int(rng.integers(2, 4)), int(rng.integers(2, 5))):
-            c = int(rng.integers(1, 6))
-            out.append((rng.standard_normal((f, f, c)), rng.standard_normal((f, f, c)), rng.standard_normal((1, 1, 1))))
-        return out
-    if func == "conv_forward":
-        return [_conv_config(rng, p, s, f) for p, s, f in ((0, 1, 2), (1, 2, 3), (2, 3, int(rng.integers(1, 4))))]
-    if func == "conv_backward":
-        out = []
-        for p, s, f in ((0, 1, 2), (1, 2, 3), (2, 3, int(rng.integers(1, 4)))):
-            A, W, b, hp = _conv_config(rng, p, s, f)
-            out.append((rng.standard_normal(_conv_out(A, W, hp)), (A, W, b, hp)))
-        return out
-    if func == "pool_forward":
-        return [_pool_config(rng, f, s, mode) for f, s, mode in
-                ((2, 2, "max"), (3, 1, "average"), (2, 3, "max"), (3, 2, "average"))]
-    if func == "pool_backward":
-        out = []
-        for f, s, mode in ((2, 2, "max"), (3, 1, "average"), (2, 3, "max"), (3, 2, "average")):
-            A, hp, mode = _pool_config(rng, f, s, mode)
-            shape = (A.shape[0], (A.shape[1] - f) // s + 1, (A.shape[2] - f) // s + 1, A.shape[3])
-            out.append((rng.standard_normal(shape), (A, hp), mode))
-        return out
-    if func == "create_mask_from_window":
-        return [(rng.standard_normal(_shape(rng, 1, 4, 2)),) for _ in range(3)]
-    if func == "distribute_value":
-        return [(float(rng.standard_normal() * 3), _shape(rng, 1, 4, 2)) for _ in range(3)]
-    if func == "relu":
-        return [(_with_zeros(rng, rng.standard_normal(_shape(rng, 1, 4, 4))),) for _ in range(3)]
-    if func == "relu_backward":
-        out = []
-        for _ in range(3):
-            shape = _shape(rng, 1, 4, 4)
-            out.append((rng.standard_normal(shape), _with_zeros(rng, rng.standard_normal(shape))))
-        return out
-    if func == "to_grayscale":
-        h, w = _shape(rng, 2, 7, 2)
-        return [(rng.integers(0, 256, size=(h, w, 3)).astype(np.uint8),),
-                (rng.random((w, h, 3)),),
-                (rng.integers(200, 256, size=(h, w, 3)).astype(np.uint8),)]
-    if func == "sobel_kernels":
-        return [()]
-    if func == "filter2d":
-        out = []
-        for k in (1, 3, 5):
-            h, w = int(rng.integers(k, k + 6)), int(rng.integers(k, k + 7))
-            out.append((rng.standard_normal((h, w)), rng.standard_normal((k, k))))
-        return out
-    if func == "sobel_edges":
-        return [(rng.standard_normal(_shape(rng, 3, 9, 2)),), (rng.random(_shape(rng, 3, 9, 2)) * 255,)]
-    raise KeyError(f"no fresh inputs defined for {func}")
+    return [name for name, spec in CASES.get(func, {}).items() if spec.visible]
 
 
 # --------------------------------------------------------------------------- the plan
@@ -271,31 +248,49 @@ def definitions_only(source: str) -> str:
     return "\n\n".join(ast.get_source_segment(source, n) or "" for n in keep)
 
 
-def functions_called(source: str, known) -> list[str]:
-    """Graded functions that a test cell checks: the name passed to ``check_function(fn, "name")``."""
+def checks_in_cell(source: str, known) -> list[tuple[str, list[str] | None]]:
+    """What a test cell checks: ``[(function, cases)]`` for each ``check_function(fn, "name", cases)``
+    or ``check_case(fn, "name", case)``; ``cases`` is None for the default (the visible cases)."""
     known = set(known)
-    found: list[str] = []
+    found: list = []
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
-        tree = None
-    if tree is not None:
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.Call):
-                continue
-            name = node.func.id if isinstance(node.func, ast.Name) else \
-                node.func.attr if isinstance(node.func, ast.Attribute) else ""
-            if name not in CHECK_CALLS:
-                continue
-            for arg in node.args[:2]:
-                if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value in known:
-                    found.append(arg.value)
-                elif isinstance(arg, ast.Name) and arg.id in known:
-                    found.append(arg.id)
-    else:
         for m in re.finditer(r"check_(?:function|case)\(\s*(\w+)\s*,\s*['\"](\w+)['\"]", source):
-            found += [x for x in m.groups() if x in known]
-    return list(dict.fromkeys(found))
+            if m.group(2) in known:
+                found.append((m.group(2), None))
+        return found
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = node.func.id if isinstance(node.func, ast.Name) else \
+            node.func.attr if isinstance(node.func, ast.Attribute) else ""
+        if name not in CHECK_CALLS:
+            continue
+        func = None
+        for arg in node.args[:2]:
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value in known:
+                func = arg.value
+            elif func is None and isinstance(arg, ast.Name) and arg.id in known:
+                func = arg.id
+        if func is None:
+            continue
+        cases_node = node.args[2] if len(node.args) > 2 else \
+            next((k.value for k in node.keywords if k.arg in ("cases", "case")), None)
+        cases = None
+        if cases_node is not None:
+            try:
+                value = ast.literal_eval(cases_node)
+                cases = [value] if isinstance(value, str) else [str(c) for c in value] if value is not None else None
+            except (ValueError, TypeError, SyntaxError):
+                cases = None
+        found.append((func, cases))
+    return found
+
+
+def functions_called(source: str, known) -> list[str]:
+    """Graded functions that a test cell checks (the name passed to ``check_function(fn, "name")``)."""
+    return list(dict.fromkeys(f for f, _ in checks_in_cell(source, known)))
 
 
 def _meta(cell) -> dict:
@@ -304,12 +299,19 @@ def _meta(cell) -> dict:
 
 @dataclass
 class Plan:
-    """What to run out of the kernel, in notebook order, and how test cells map to functions."""
+    """What to run out of the kernel, in notebook order, and what each test cell checks."""
 
     functions: list                                    # graded functions of the assignment
     steps: list = field(default_factory=list)          # dicts: kind setup|answer|free|eval
-    test_functions: dict = field(default_factory=dict)  # grade_id -> [functions]
+    test_cases: dict = field(default_factory=dict)     # test cell grade_id -> [(function, case)]
     defined_in: dict = field(default_factory=dict)     # function -> answer cell grade_id
+
+    @property
+    def test_functions(self) -> dict:
+        return {gid: list(dict.fromkeys(f for f, _ in pairs)) for gid, pairs in self.test_cases.items()}
+
+    def cases_of(self, func: str) -> list[str]:
+        return list(dict.fromkeys(c for pairs in self.test_cases.values() for f, c in pairs if f == func))
 
     @classmethod
     def from_notebook(cls, nb, functions) -> "Plan":
@@ -326,9 +328,13 @@ class Plan:
                     if name in functions:
                         plan.defined_in[name] = gid
             elif meta.get("grade"):
-                called = functions_called(cell.source, functions)
-                plan.test_functions[gid] = called
-                due = [f for f in called if f in pending]
+                pairs = []
+                for func, cases in checks_in_cell(cell.source, functions):
+                    for case in (cases if cases is not None else visible_cases(func)):
+                        pairs.append((func, case))
+                plan.test_cases[gid] = list(dict.fromkeys(pairs))
+                due = [f for f, _ in pairs if f in pending]
+                due = list(dict.fromkeys(due))
                 if due:
                     plan.steps.append({"kind": "eval", "id": gid, "index": index, "functions": due})
                     pending = [f for f in pending if f not in due]
@@ -338,18 +344,18 @@ class Plan:
                 src = definitions_only(cell.source)
                 if src.strip():
                     plan.steps.append({"kind": "free", "id": gid, "index": index, "source": src})
-        if pending:
-            plan.steps.append({"kind": "eval", "id": "end", "index": len(nb.cells), "functions": pending})
         return plan
 
 
 @dataclass
 class Verdict:
+    """The out-of-kernel verdict on one test cell (or on one function's case)."""
+
     function: str
     status: str              # ok | wrong | error | timeout | crashed | answer-timeout | answer-crashed
     #                          | undefined | infra
     message: str = ""
-    seconds: float = 0.0
+    case: str = ""
 
     @property
     def ok(self) -> bool:
@@ -357,11 +363,12 @@ class Verdict:
 
     def reason(self) -> str:
         f = self.function
+        on = f"on fresh random inputs like case '{self.case}'" if self.case else "on fresh random inputs"
         return {
-            "wrong": f"{f} gave wrong results on fresh random inputs",
-            "error": f"{f} raised an error on fresh random inputs",
-            "timeout": f"{f} did not return in time on fresh random inputs",
-            "crashed": f"{f} killed its process on fresh random inputs",
+            "wrong": f"{f} gave wrong results {on}",
+            "error": f"{f} raised an error {on}",
+            "timeout": f"{f} did not return in time {on}",
+            "crashed": f"{f} killed its process {on}",
             "answer-timeout": f"the answer cell that defines {f} did not finish (top-level code that never ends)",
             "answer-crashed": f"the answer cell that defines {f} killed its process",
             "undefined": f"{f} is not defined by the answer cells",
@@ -394,31 +401,71 @@ def _child_main(fd: int) -> int:  # pragma: no cover - runs inside the sandbox
         where = f" (line {tb[-1].lineno})" if tb else ""
         return f"{type(exc).__name__}: {str(exc)[:300]}{where}"
 
+    class _Null:
+        """Absorbs whatever IPython-only code does with it (``get_ipython().input_transformers...``)."""
+
+        def __call__(self, *a, **k):
+            return _Null()
+
+        def __getattr__(self, name):
+            return _Null()
+
+        def __iter__(self):
+            return iter(())
+
+        def __bool__(self):
+            return False
+
+    class _Shell(_Null):
+        """A stand-in for IPython's shell: answer cells may call ``get_ipython()`` or ``display``."""
+
+        def __init__(self, ns):
+            object.__setattr__(self, "user_ns", ns)
+            ns.setdefault("In", [""])
+            ns.setdefault("Out", {})
+
     ns = {"__name__": "__main__", "__builtins__": builtins}
+    shell = _Shell(ns)
+    ns["get_ipython"] = lambda: shell
+    builtins.display = lambda *a, **k: None      # IPython puts display() into builtins
+
+    def to_python(source):
+        try:
+            return compile(source, "<cell>", "exec") and source
+        except SyntaxError:
+            try:   # IPython syntax (%magics, !shell): turn it into get_ipython() calls (no-ops here)
+                from IPython.core.inputtransformer2 import TransformerManager
+
+                return TransformerManager().transform_cell(source)
+            except Exception:
+                return source
+
     skip_cells = set(job.get("skip_cells", []))
-    skip_funcs = set(job.get("skip_functions", []))
+    skip = {(f, k) for f, k in job.get("skip", [])}
     send({"event": "ready"})
-    for i, step in enumerate(job["steps"]):
+    for step in job["steps"]:
         if step["kind"] in ("setup", "answer", "free"):
             if step["id"] in skip_cells:
                 continue
             send({"event": "cell-start", "id": step["id"]})
             try:
-                exec(compile(step["source"], f"<cell {step['id']}>", "exec"), ns)
+                exec(compile(to_python(step["source"]), f"<cell {step['id']}>", "exec"), ns)
                 send({"event": "cell-done", "id": step["id"]})
             except BaseException as exc:  # the student's code may raise anything, SystemExit too
                 send({"event": "cell-done", "id": step["id"], "error": describe(exc)})
         elif step["kind"] == "eval":
             for func in step["functions"]:
-                if func in skip_funcs:
+                todo = [k for k in range(len(job["inputs"].get(func, []))) if (func, k) not in skip]
+                if not todo:
                     continue
                 send({"event": "func-start", "function": func})
                 fn = ns.get(func)
                 if not callable(fn):
                     send({"event": "func-undefined", "function": func})
                     continue
-                for k, args_enc in enumerate(job["inputs"].get(func, [])):
-                    args = decode(args_enc)
+                for k in todo:
+                    args = decode(job["inputs"][func][k])
+                    send({"event": "case-start", "function": func, "case": k})
                     try:
                         result = fn(*args)
                         send({"event": "result", "function": func, "case": k, "value": encode(result),
@@ -538,62 +585,76 @@ def compare(func: str, k: int, args: tuple, got, after, expected: dict) -> str |
 
 
 def evaluate(plan: Plan, box, reference: dict, *, cell_timeout: float = 30, deadline: float | None = None,
-             seed: int | None = None, startup_timeout: float = 120, log=None) -> dict:
-    """Run ``plan`` in ``box`` and return ``{function: Verdict}`` for every function of the plan."""
+             seed: int | None = None, startup_timeout: float = 120) -> dict:
+    """Run ``plan`` in ``box``; return ``{test cell grade_id: Verdict}`` for every test cell that checks
+    a graded function. Each test cell is judged on fresh inputs shaped like its own cases."""
     rng = np.random.default_rng(seed)
     deadline = deadline or (time.monotonic() + 3600)
+    cases = {f: plan.cases_of(f) for f in plan.functions}
     inputs: dict = {}
-    verdicts: dict = {}
-    for f in plan.functions:
-        try:
-            inputs[f] = hidden_inputs(f, rng)
-        except KeyError:
-            verdicts[f] = Verdict(f, "infra", "no fresh inputs defined")
+    status: dict = {}          # (function, k) -> Verdict for cases that did not produce a result
+    for f, names in cases.items():
+        inputs[f] = []
+        for k, c in enumerate(names):
+            try:
+                inputs[f].append(fresh_args(f, c, reference, rng))
+            except Exception as exc:
+                inputs[f].append(())
+                status[(f, k)] = Verdict(f, "infra", f"no fresh inputs for case {c}: {type(exc).__name__}", c)
     job_inputs = {f: [encode(a) for a in v] for f, v in inputs.items()}
+    results: dict = {}         # (function, k) -> "result" event
     skip_cells: set = set()
     cell_status: dict = {}
-    results: dict = {f: {} for f in inputs}
     undefined: set = set()
-    runs = 0
-    max_runs = len(plan.steps) + len(plan.functions) + 2
     ready_once = False
-    while runs < max_runs:
-        todo = [f for f in inputs if f not in verdicts and f not in undefined and len(results[f]) < len(inputs[f])]
-        if not todo:
-            break
+
+    def todo():
+        return [(f, k) for f in inputs for k in range(len(inputs[f]))
+                if (f, k) not in results and (f, k) not in status and f not in undefined]
+
+    def fail_from(f, k, verdict_status, message=""):
+        for j in range(k, len(inputs[f])):
+            if (f, j) not in results and (f, j) not in status:
+                status[(f, j)] = Verdict(f, verdict_status, message, cases[f][j])
+
+    runs, max_runs = 0, len(plan.steps) + sum(len(v) for v in inputs.values()) + 2
+    while todo() and runs < max_runs and time.monotonic() < deadline:
         runs += 1
         job = {"steps": plan.steps, "inputs": job_inputs, "skip_cells": sorted(skip_cells),
-               "skip_functions": [f for f in inputs if f not in todo]}
+               "skip": [[f, k] for f in inputs for k in range(len(inputs[f])) if (f, k) not in todo()]}
         child = _Child(box, job, box.next_name("outofkernel") if box is not None else "outofkernel")
-        current = None   # ("cell", id) or ("func", name)
+        current = None   # ("cell", id) | ("func", f) | ("case", f, k)
         step_deadline = min(deadline, time.monotonic() + startup_timeout)
         try:
             while True:
                 ev = child.next_event(step_deadline)
                 if ev in ("timeout", "eof") or (isinstance(ev, dict) and ev.get("event") == "garbage"):
                     kind = ev if ev in ("timeout", "eof") else "garbage"
+                    verdict_status = "timeout" if kind == "timeout" else "crashed"
+                    message = "the checking process sent garbage" if kind == "garbage" else ""
                     if current is None:
                         if not ready_once or time.monotonic() >= deadline:
                             # no student code has run yet (or the budget is gone): not the student's doing
                             why = "the time budget ran out" if time.monotonic() >= deadline else \
                                 f"the checking process did not start ({kind})"
                             tail = box.log_tail(child.log) if box is not None else ""
-                            for f in todo:
-                                verdicts.setdefault(f, Verdict(f, "infra", f"{why} {tail}".strip()[:300]))
+                            for f, k in todo():
+                                status[(f, k)] = Verdict(f, "infra", f"{why} {tail}".strip()[:300], cases[f][k])
                         else:
-                            # it died between two steps: code the answer cells left running (a thread,
-                            # a signal handler) killed it; every function still to check fails
-                            for f in todo:
-                                if len(results[f]) < len(inputs[f]):
-                                    verdicts.setdefault(f, Verdict(f, "crashed", "the checking process died "
-                                                                   "between steps"))
+                            # it died between two steps: code the answer cells left running (a thread, a
+                            # signal handler) killed it; whatever is still to check fails
+                            for f, k in todo():
+                                status[(f, k)] = Verdict(f, "crashed", "the checking process died between steps",
+                                                         cases[f][k])
                     elif current[0] == "cell":
                         skip_cells.add(current[1])
-                        cell_status[current[1]] = "timeout" if kind == "timeout" else "crashed"
+                        cell_status[current[1]] = verdict_status
+                    elif current[0] == "case":
+                        fail_from(current[1], current[2], verdict_status, message)
                     else:
                         f = current[1]
-                        verdicts[f] = Verdict(f, "timeout" if kind == "timeout" else "crashed",
-                                              "the checking process sent garbage" if kind == "garbage" else "")
+                        nxt = next((k for k in range(len(inputs[f])) if (f, k) not in results), 0)
+                        fail_from(f, nxt, verdict_status, message)
                     break
                 e = ev.get("event")
                 now = time.monotonic()
@@ -607,16 +668,20 @@ def evaluate(plan: Plan, box, reference: dict, *, cell_timeout: float = 30, dead
                     cell_status.setdefault(ev.get("id"), "error" if ev.get("error") else "ok")
                     current = None
                     step_deadline = min(deadline, now + cell_timeout)
-                elif e == "func-start":
-                    current = ("func", ev.get("function"))
+                elif e == "func-start" and ev.get("function") in inputs:
+                    current = ("func", ev["function"])
                     step_deadline = min(deadline, now + cell_timeout)
                 elif e == "func-undefined":
                     undefined.add(ev.get("function"))
                     current = None
+                elif e == "case-start" and ev.get("function") in inputs and isinstance(ev.get("case"), int):
+                    current = ("case", ev["function"], ev["case"])
+                    step_deadline = min(deadline, now + cell_timeout)
                 elif e == "result":
                     f, k = ev.get("function"), ev.get("case")
-                    if f in results and isinstance(k, int) and 0 <= k < len(inputs[f]):
-                        results[f][k] = ev
+                    if f in inputs and isinstance(k, int) and 0 <= k < len(inputs[f]):
+                        results.setdefault((f, k), ev)
+                    current = ("func", f) if f in inputs else None
                 elif e == "func-done":
                     current = None
                     step_deadline = min(deadline, now + cell_timeout)
@@ -624,50 +689,44 @@ def evaluate(plan: Plan, box, reference: dict, *, cell_timeout: float = 30, dead
                     break
         finally:
             child.stop()
-        if time.monotonic() >= deadline:
-            break
-    # verdicts from results
+    # judge every case
+    judged: dict = {}
     for f in inputs:
-        if f in verdicts:
-            continue
         gid = plan.defined_in.get(f)
-        if gid is not None and cell_status.get(gid) in ("timeout", "crashed"):
-            verdicts[f] = Verdict(f, "answer-" + cell_status[gid])
+        for k, case in enumerate(cases[f]):
+            if gid is not None and cell_status.get(gid) in ("timeout", "crashed"):
+                judged[(f, k)] = Verdict(f, "answer-" + cell_status[gid], "", case)
+            elif f in undefined:
+                judged[(f, k)] = Verdict(f, "undefined", "", case)
+            elif (f, k) in status:
+                judged[(f, k)] = status[(f, k)]
+            elif (f, k) not in results:
+                judged[(f, k)] = Verdict(f, "infra", "no result (the time budget ran out)", case)
+            else:
+                judged[(f, k)] = _judge(reference, f, k, case, inputs[f][k], results[(f, k)])
+    verdicts = {}
+    for gid, pairs in plan.test_cases.items():
+        if not pairs:
             continue
-        if f in undefined:
-            verdicts[f] = Verdict(f, "undefined")
-            continue
-        if len(results[f]) < len(inputs[f]):
-            verdicts[f] = Verdict(f, "infra", "no result (the time budget ran out)")
-            continue
-        for k, args in enumerate(inputs[f]):
-            ev = results[f][k]
-            if "error" in ev:
-                verdicts[f] = Verdict(f, "error", str(ev["error"])[:300])
-                break
-            try:
-                got = decode(ev.get("value"))
-                after = decode(ev.get("after"))
-            except (DecodeError, ValueError, TypeError) as exc:
-                verdicts[f] = Verdict(f, "wrong", f"the result could not be read: {exc}")
-                break
-            try:
-                expected = _expected(reference, f, args)
-            except Exception as exc:
-                verdicts[f] = Verdict(f, "infra", f"the reference solution failed: {type(exc).__name__}: {exc}")
-                break
-            msg = compare(f, k, args, got, after, expected)
-            if msg:
-                verdicts[f] = Verdict(f, "wrong", msg)
-                break
-        else:
-            verdicts[f] = Verdict(f, "ok")
-    # an answer cell that never finished fails its functions even when they give the right values
-    for f, gid in plan.defined_in.items():
-        if f in verdicts and verdicts[f].status in ("ok", "wrong", "error") and \
-                cell_status.get(gid) in ("timeout", "crashed"):
-            verdicts[f] = Verdict(f, "answer-" + cell_status[gid])
+        per = [judged[(f, cases[f].index(c))] for f, c in pairs]
+        verdicts[gid] = next((v for v in per if not v.ok), Verdict(per[0].function, "ok"))
     return verdicts
+
+
+def _judge(reference: dict, f: str, k: int, case: str, args: tuple, ev: dict) -> Verdict:
+    if "error" in ev:
+        return Verdict(f, "error", str(ev["error"])[:300], case)
+    try:
+        got = decode(ev.get("value"))
+        after = decode(ev.get("after"))
+    except (DecodeError, ValueError, TypeError) as exc:
+        return Verdict(f, "wrong", f"the result could not be read: {exc}", case)
+    try:
+        expected = _expected(reference, f, args)
+    except Exception as exc:
+        return Verdict(f, "infra", f"the reference solution failed: {type(exc).__name__}: {exc}", case)
+    msg = compare(f, k, args, got, after, expected)
+    return Verdict(f, "wrong", msg, case) if msg else Verdict(f, "ok", "", case)
 
 
 if __name__ == "__main__":  # pragma: no cover

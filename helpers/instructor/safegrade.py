@@ -40,28 +40,23 @@ from __future__ import annotations
 import ast
 import copy
 import os
-import sys
 import time
+import uuid
 from queue import Empty
 
+import nbformat
+from jupyter_client.manager import AsyncKernelManager
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_output
-from nbgrader import utils
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Any, Bool, Dict, Integer, List
+from traitlets import Any, Bool, Dict, Integer
 
 from . import outofkernel, sandbox
 
 FLAG_PREFIX = "FLAG out-of-kernel:"
 NOTES: list[str] = []
 STATE: dict = {}
-
-try:
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-except ImportError:  # pragma: no cover
-    from nbconvert.preprocessors.execute import CellTimeoutError, DeadKernelError  # type: ignore
-
-from jupyter_client.manager import AsyncKernelManager
-
 
 def note(text: str) -> None:
     if text not in NOTES:
@@ -98,6 +93,14 @@ def _meta(cell) -> dict:
     return cell.get("metadata", {}).get("nbgrader", {}) or {}
 
 
+def _names_used(source: str) -> set:
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return set()
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
 def _error(ename: str, evalue: str):
     return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
@@ -109,10 +112,14 @@ class SandboxedExecute(Execute):
     sandbox_enabled = Bool(True, help="Run kernels in the sandbox").tag(config=True)
     out_of_kernel = Bool(True, help="Check the graded functions outside the kernel too").tag(config=True)
     max_restarts = Integer(3, help="Kernel restarts per notebook after a crash").tag(config=True)
-    max_output_bytes = Integer(1_000_000, help="Output kept per cell").tag(config=True)
+    max_output_bytes = Integer(8 * 2 ** 20, help="Output kept per cell (bytes)").tag(config=True)
+    max_notebook_output_bytes = Integer(32 * 2 ** 20, help="Output kept per notebook (bytes)").tag(config=True)
     max_message_bytes = Integer(32 * 2 ** 20, help="Largest message accepted from the kernel").tag(config=True)
     deadline_func = Any(None, help="() -> time.monotonic() deadline of the whole submission").tag(config=True)
     seed = Any(None, help="Seed of the fresh out-of-kernel inputs (None: a new one each time)").tag(config=True)
+    # A lost "idle" message (an output over max_message_bytes is dropped by ZeroMQ) must not fail the
+    # notebook; a kernel that ignores the interrupt is caught by _responsive() instead.
+    raise_on_iopub_timeout = Bool(False).tag(config=True)
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("kernel_manager_class", SandboxKernelManager)
@@ -131,10 +138,9 @@ class SandboxedExecute(Execute):
             km.transport = "ipc"
             km.ip = str(self._box.run / name)
             km.connection_file = str(self._box.run / f"{name}.json")
-            km._kernel_spec = KernelSpec(
-                argv=self._box.argv([sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                                    log=f"{name}.log"),
-                display_name="Python 3 (cnn-course sandbox)", language="python", interrupt_mode="signal", env={})
+            km._kernel_spec = KernelSpec(argv=self._box.kernel_argv(log=f"{name}.log"),
+                                         display_name="Python 3 (cnn-course sandbox)", language="python",
+                                         interrupt_mode="signal", env={})
             self._kernel_log = f"{name}.log"
         return km
 
@@ -169,6 +175,7 @@ class SandboxedExecute(Execute):
         policy.enabled = policy.enabled and self.sandbox_enabled
         self._box = sandbox.Box(policy, f"{info.get('student')}-{assignment}", files_from=files_from, secret=secret)
         self._kernel_log = None
+        self._dangerous = set()
         grading = {"verdicts": {}, "test_functions": {}, "events": []}
         try:
             from .course import BY_ID
@@ -181,11 +188,13 @@ class SandboxedExecute(Execute):
                 t0 = time.monotonic()
                 verdicts = outofkernel.evaluate(plan, self._box, _reference(root), cell_timeout=self.timeout or 30,
                                                 deadline=self._deadline(), seed=self.seed)
-                grading["verdicts"] = {f: v.__dict__ for f, v in verdicts.items()}
+                grading["verdicts"] = {gid: v.__dict__ for gid, v in verdicts.items()}
+                self._dangerous = {v.function for v in verdicts.values() if v.status in ("timeout", "crashed")}
                 grading["out_of_kernel_seconds"] = time.monotonic() - t0
+                self._box.kill_strays()   # whatever the check left behind must not count against the kernel
                 for v in verdicts.values():
                     if v.status == "infra":
-                        note(f"out-of-kernel check of {v.function} could not run: {v.message[:120]}")
+                        note(f"the out-of-kernel check of {v.function} could not run: {v.message[:120]}")
             run_sync(self._async_run)()
         finally:
             self._box.cleanup()
@@ -203,21 +212,42 @@ class SandboxedExecute(Execute):
 
     # ---------------------------------------------------------------- output cap
     def output(self, outs, msg, display_id, cell_index):
+        """Keep at most ``max_output_bytes`` of a cell's output. What decides a grade is never
+        dropped: errors, ``execute_result`` (partial credit) and stderr (nbgrader scores a test cell
+        that wrote to stderr 0) are kept, shortened; stdout and displays beyond the cap go."""
         content = msg.get("content", {})
         size = len(content.get("text", "")) if isinstance(content.get("text"), str) else 0
         for v in (content.get("data") or {}).values():
             size += len(v) if isinstance(v, (str, bytes)) else 64
         size += sum(len(t) for t in content.get("traceback", []) if isinstance(t, str))
         self._cell_bytes = getattr(self, "_cell_bytes", 0) + size
-        if self._cell_bytes > self.max_output_bytes:
-            if not getattr(self, "_cell_truncated", False):
-                self._cell_truncated = True
-                outs.append(new_output("stream", name="stdout",
-                                       text=f"\n[output truncated by the grader: more than {self.max_output_bytes} "
-                                            f"bytes]\n"))
-                note(f"cell {cell_index}: output truncated")
+        self._nb_bytes = getattr(self, "_nb_bytes", 0) + size
+        if self._cell_bytes <= self.max_output_bytes and self._nb_bytes <= self.max_notebook_output_bytes:
+            return super().output(outs, msg, display_id, cell_index)
+        if not getattr(self, "_cell_truncated", False):
+            self._cell_truncated = True
+            limit = self.max_output_bytes if self._cell_bytes > self.max_output_bytes else self.max_notebook_output_bytes
+            where = "this cell" if self._cell_bytes > self.max_output_bytes else "the notebook"
+            outs.append(new_output("stream", name="stdout",
+                                   text=f"\n[output truncated by the grader: {where} wrote more than {limit} "
+                                        f"bytes]\n"))
+            note(f"cell {cell_index}: output truncated")
+        msg_type = msg.get("msg_type", "")
+        keep = msg_type in ("error", "execute_result") or (msg_type == "stream" and content.get("name") == "stderr")
+        if not keep:
             return None
-        return super().output(outs, msg, display_id, cell_index)
+        short = copy.deepcopy(msg)
+        c = short["content"]
+        if isinstance(c.get("text"), str):
+            c["text"] = c["text"][:2000]
+        if isinstance(c.get("data"), dict):
+            c["data"] = {k: (v[:2000] if isinstance(v, str) else v) for k, v in c["data"].items()
+                         if k == "text/plain"}
+        if isinstance(c.get("traceback"), list):
+            c["traceback"] = [str(t)[:2000] for t in c["traceback"][-20:]]
+        if isinstance(c.get("evalue"), str):
+            c["evalue"] = c["evalue"][:2000]
+        return super().output(outs, short, display_id, cell_index)
 
     # ---------------------------------------------------------------- the run
     def _kernel_pid(self):
@@ -235,9 +265,15 @@ class SandboxedExecute(Execute):
 
         cells = self.nb.cells
         self._status = {}
+        self._nb_bytes = 0
         hung: set = set()
         restarts = 0
-        async with self.async_setup_kernel():
+        self.km = self.create_kernel_manager()
+        if not await self._start_kernel():
+            tail = self._box.log_tail(self._kernel_log) if self._box is not None and self._kernel_log else ""
+            raise RuntimeError(f"the kernel did not start{' in the sandbox' if self._box is not None else ''}: "
+                               f"{tail[-400:] or 'no message'}")
+        try:
             info_msg = await self.async_wait_for_reply(await ensure_async(self.kc.kernel_info()))
             if info_msg and "language_info" in info_msg.get("content", {}):
                 self.nb.metadata["language_info"] = info_msg["content"]["language_info"]
@@ -247,7 +283,7 @@ class SandboxedExecute(Execute):
                 if cell.cell_type != "code" or not cell.source.strip():
                     index += 1
                     continue
-                gid = _meta(cell).get("grade_id", f"cell-{index}")
+                gid = _meta(cell).get("grade_id", f"#{index}")
                 funcs = set(self._plan.test_functions.get(gid, [])) if self._is_test(cell) else set()
                 if restarts > self.max_restarts:
                     cell.outputs = [_error("KernelDied", f"not run: the kernel died {restarts} times")]
@@ -260,9 +296,19 @@ class SandboxedExecute(Execute):
                     continue
                 if funcs and funcs & hung:
                     names = ", ".join(sorted(funcs & hung))
-                    cell.outputs = [_error("CellTimeoutError", f"not run: {names} timed out in an earlier test")]
+                    cell.outputs = [_error("CellTimeoutError", f"not run: {names} timed out or killed the kernel "
+                                                               f"in an earlier test")]
                     index += 1
                     continue
+                if not _meta(cell):
+                    # a lesson or scratch cell (no points) that calls a function known to hang or to kill
+                    # its process: skipping it saves a timeout or a kernel restart
+                    calls = _names_used(cell.source) & (hung | self._dangerous)
+                    if calls:
+                        cell.outputs = [_error("NotRunByGrader", f"not run: it calls {', '.join(sorted(calls))}, "
+                                                                 f"which hung or killed its process when checked")]
+                        index += 1
+                        continue
                 self._cell_bytes, self._cell_truncated = 0, False
                 try:
                     await self.async_execute_cell(cell, index, execution_count=self.code_cells_executed + 1)
@@ -272,40 +318,93 @@ class SandboxedExecute(Execute):
                     if timed_out:
                         hung |= funcs
                         note(f"cell {gid} timed out")
+                        if not await self._responsive():
+                            raise CellTimeoutError("the kernel did not respond to an interrupt")
                     if self._box is not None:
                         n = self._box.kill_strays(keep={self._kernel_pid()}, pgid=self._kernel_pid())
                         if n:
                             note(f"killed {n} processes left behind by cell {gid}")
-                except (DeadKernelError, CellTimeoutError) as exc:
+                except Exception as exc:   # a dead kernel, a stuck one, or garbage on the channels
                     dead = isinstance(exc, DeadKernelError)
                     self._status[index] = "crashed"
                     hung |= funcs
-                    why = "the kernel died while running this cell" if dead else \
-                        "the kernel did not respond to an interrupt after the time limit"
-                    cell.outputs = [_error("DeadKernelError" if dead else "UnresponsiveKernelError", why)]
+                    if dead:
+                        ename, why = "DeadKernelError", "the kernel died while running this cell"
+                    elif isinstance(exc, CellTimeoutError):
+                        ename, why = "UnresponsiveKernelError", \
+                            "the kernel did not respond to an interrupt after the time limit"
+                    else:
+                        ename, why = "KernelProtocolError", \
+                            f"the kernel's messages could not be read ({type(exc).__name__}) while running this cell"
+                    cell.outputs = [_error(ename, why)]
                     note(f"{why.replace('this cell', 'cell ' + gid)}; restarted")
                     restarts += 1
                     while restarts <= self.max_restarts and not await self._restart(index):
                         restarts += 1
                 index += 1
             self.set_widgets_metadata()
+        finally:
+            try:
+                if self.km is not None:
+                    await self._async_cleanup_kernel()
+            except Exception:
+                pass
+            self.km = self.kc = None
+            if self._box is not None:
+                self._box.kill_strays()
+
+    async def _start_kernel(self, attempts: int = 3) -> bool:
+        """Start ``self.km``'s kernel and a client; on failure kill what is left and try again."""
+        import asyncio
+
+        for attempt in range(attempts):
+            try:
+                if self._box is not None:
+                    self._box.unseal_run()
+                await self.async_start_new_kernel()
+                await self.async_start_new_kernel_client()
+                if self._box is not None:
+                    self._box.seal_run()
+                return True
+            except Exception as exc:
+                note(f"the kernel did not start ({type(exc).__name__}); trying again" if attempt + 1 < attempts
+                     else f"the kernel did not start ({type(exc).__name__})")
+                try:
+                    if self.km is not None:
+                        await self._async_cleanup_kernel()
+                except Exception:
+                    pass
+                self.kc = None
+                if self._box is not None:
+                    self._box.kill_strays()
+                await asyncio.sleep(0.5 * (attempt + 1))
+                self.km = self.create_kernel_manager()
+        return False
+
+    async def _responsive(self, timeout: float = 5.0) -> bool:
+        """Does the kernel answer (after an interrupt)? A kernel that ignores SIGINT does not."""
+        from nbclient.util import ensure_async
+
+        try:
+            msg_id = await ensure_async(self.kc.kernel_info())
+            return await self._wait_reply(msg_id, timeout) == "done"
+        except Exception:
+            return False
 
     async def _restart(self, upto: int) -> bool:
         """A new kernel, with the setup, answer and other cells before ``upto`` run again."""
         from nbclient.util import ensure_async
 
         try:
-            await self._async_cleanup_kernel()
+            if self.km is not None:
+                await self._async_cleanup_kernel()
         except Exception:
-            self.km = self.kc = None
+            pass
+        self.kc = None
         if self._box is not None:
             self._box.kill_strays()
         self.km = self.create_kernel_manager()
-        try:
-            await self.async_start_new_kernel()
-            await self.async_start_new_kernel_client()
-        except Exception as exc:
-            note(f"the kernel could not be restarted: {type(exc).__name__}")
+        if not await self._start_kernel():
             return False
         for j in range(upto):
             cell = self.nb.cells[j]
@@ -350,9 +449,6 @@ class ApplyOutOfKernelVerdicts(NbGraderPreprocessor):
         verdicts = grading.get("verdicts") or {}
         info = resources["nbgrader"]
         notebook, assignment, student = info["notebook"], info["assignment"], info["student"]
-        from .course import BY_ID
-
-        functions = list(BY_ID[assignment].functions) if assignment in BY_ID else []
         with Gradebook(info["db_url"]) as gb:
             snb = gb.find_submission_notebook(notebook, assignment, student)
             for cell in nb.cells:
@@ -361,13 +457,12 @@ class ApplyOutOfKernelVerdicts(NbGraderPreprocessor):
                     continue
                 gid = meta["grade_id"]
                 try:
-                    source = gb.find_source_cell(gid, notebook, assignment).source
                     grade_cell = gb.find_grade_cell(gid, notebook, assignment)
                     grade = gb.find_grade(gid, notebook, assignment, student)
                 except Exception:
                     continue
-                called = outofkernel.functions_called(source, functions)
-                bad = [verdicts[f] for f in called if f in verdicts and verdicts[f]["status"] not in ("ok", "infra")]
+                verdict = verdicts.get(gid)
+                bad = [verdict] if verdict and verdict["status"] not in ("ok", "infra") else []
                 existing = gb.db.query(Comment).filter(Comment.notebook_id == snb.id,
                                                        Comment.cell_id == grade_cell.id).one_or_none()
                 ours = existing is not None and (existing.manual_comment or "").startswith(FLAG_PREFIX)
@@ -438,19 +533,22 @@ class RestoreLostMetadata(NbGraderPreprocessor):
                         src = free[pick].source
                         matched.append(sc.name)
                     cell = new_code_cell(src)
-                    cell.metadata["nbgrader"] = {"grade": sc.name in grade_cells, "solution": True,
-                                                 "locked": False, "grade_id": sc.name, "schema_version": 3}
+                    cell.metadata["nbgrader"] = NotebookNode({"grade": sc.name in grade_cells, "solution": True,
+                                                             "locked": False, "grade_id": sc.name,
+                                                             "schema_version": 3})
                     if sc.name in grade_cells:
                         cell.metadata["nbgrader"]["points"] = grade_cells[sc.name].max_score
                     cells.append(cell)
                 elif sc.name in grade_cells:
-                    cells.append(builder.missing_cell_transform(sc, grade_cells[sc.name].max_score))
+                    restored = nbformat.from_dict(builder.missing_cell_transform(sc, grade_cells[sc.name].max_score))
+                    restored.setdefault("id", uuid.uuid4().hex[:8])
+                    cells.append(restored)
                 else:  # a locked cell (setup): restored from the gradebook
                     cell = new_code_cell(sc.source) if sc.cell_type == "code" else None
                     if cell is None:
                         continue
-                    cell.metadata["nbgrader"] = {"grade": False, "solution": False, "locked": True,
-                                                 "grade_id": sc.name, "schema_version": 3}
+                    cell.metadata["nbgrader"] = NotebookNode({"grade": False, "solution": False, "locked": True,
+                                                             "grade_id": sc.name, "schema_version": 3})
                     cells.append(cell)
             # the student's other code (helpers they wrote) goes before the first answer cell
             extra = [copy.deepcopy(free[i]) for i in range(len(free)) if i not in used]

@@ -12,6 +12,14 @@ user can signal each other. So each grading worker slot ``N`` has its own system
 ``cnngraderN`` (created with ``useradd --system`` the first time; see :func:`ensure_users`): a
 fork bomb in one submission cannot starve or kill the kernel of a submission graded beside it,
 and after each cell and each submission every process of that user but the kernel is killed.
+A slot is locked (``flock`` on ``<tmp>/cnn-course-sandbox-cnngraderN.lock``) by the worker that
+uses it, so two grading runs on one machine never share a user (:func:`acquire_slot`).
+
+Files root touches. The per-submission folder ``<tmp>/cnnsb-<slot>-XXXX`` is root's (``0711``);
+``home/`` is the sandbox user's; ``run/`` (connection file, logs, ``ipc`` sockets) is root's
+except while a kernel starts, when no other process of the sandbox user is alive. The launcher
+opens logs and hands over the connection file without following symlinks. Files of a submission
+are copied into ``home/`` only when they are regular files (never a symlink).
 
 When the grader is not root there is no other user to switch to. The launcher then tries an
 unprivileged user namespace (which gives the same private file system and no network) and
@@ -21,6 +29,7 @@ applies the resource limits; :func:`probe` says what was and was not applied, an
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import pwd
@@ -136,27 +145,87 @@ def ensure_users(n: int, prefix: str = USER_PREFIX) -> list[tuple[int, int]]:
     return [ensure_user(f"{prefix}{i}") for i in range(n)]
 
 
+_HELD: dict[int, list] = {}   # slot -> [fd, count]: the slot locks this process holds
+
+
+def acquire_slot(preferred: int = 0, max_slots: int = 64) -> tuple[int, int | None]:
+    """Lock a sandbox slot (and so its user, ``cnngrader<slot>``) for this process: ``(slot, token)``.
+
+    Two grading runs on one machine (two instructors, a test run beside the demo) must never share
+    a sandbox user: each kills every process of its user after each cell. The lock is an ``flock`` on
+    a file in the temp directory, so it goes when the process exits. A process that already holds
+    ``preferred`` gets it again (a worker holds its slot for its whole life; its boxes reuse it).
+    Release with :func:`release_slot` (``token``). Only root has per-slot users; otherwise this
+    returns ``(preferred, None)``.
+    """
+    import fcntl
+
+    if not is_root():
+        return preferred, None
+    if preferred in _HELD:
+        _HELD[preferred][1] += 1
+        return preferred, preferred
+    for i in [preferred] + [j for j in range(max_slots) if j != preferred]:
+        if i in _HELD:
+            continue
+        fd = os.open(os.path.join(tempfile.gettempdir(), f"cnn-course-sandbox-{USER_PREFIX}{i}.lock"),
+                     os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _HELD[i] = [fd, 1]
+        return i, i
+    raise SandboxError(f"all {max_slots} sandbox slots are in use by other grading runs")
+
+
+def release_slot(token: int | None) -> None:
+    held = _HELD.get(token) if token is not None else None
+    if held is None:
+        return
+    held[1] -= 1
+    if held[1] <= 0:
+        del _HELD[token]
+        try:
+            os.close(held[0])
+        except OSError:
+            pass
+
+
+def set_parent_death_signal() -> None:
+    """Die (SIGKILL) when the parent process dies (Linux; a no-op elsewhere)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+    except Exception:
+        pass
+
+
 def pids_of(uid: int | None = None, pgid: int | None = None) -> list[int]:
-    """Processes whose real uid is ``uid`` (or whose process group is ``pgid``)."""
+    """Live processes (zombies excluded) whose real uid is ``uid`` (or whose process group is ``pgid``)."""
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         pid = int(entry.name)
         try:
-            if uid is not None:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                data = fh.read()
+            fields = data[data.rfind(b")") + 2:].split()
+            if fields[0] in (b"Z", b"X"):
+                continue
+            if uid is not None:   # (not the owner of /proc/PID: a process can make that root)
                 with open(f"/proc/{pid}/status", "rb") as fh:
                     for line in fh:
                         if line.startswith(b"Uid:"):
                             if int(line.split()[1]) == uid:
                                 found.append(pid)
                             break
-            elif pgid is not None:
-                with open(f"/proc/{pid}/stat", "rb") as fh:
-                    data = fh.read()
-                fields = data[data.rfind(b")") + 2:].split()
-                if int(fields[2]) == pgid:
-                    found.append(pid)
+            elif pgid is not None and int(fields[2]) == pgid:
+                found.append(pid)
         except (OSError, ValueError, IndexError):
             continue
     return found
@@ -182,6 +251,11 @@ def kill_processes(uid: int | None = None, pgid: int | None = None, keep=(), rou
                 killed.add(pid)
             except (ProcessLookupError, PermissionError):
                 pass
+        time.sleep(0.02)
+    # killed processes linger as zombies until their parent (or init) reaps them, and zombies still
+    # count against the user's process limit: wait (briefly) until they are gone
+    end = time.monotonic() + 3
+    while killed and time.monotonic() < end and any(os.path.exists(f"/proc/{p}") for p in killed):
         time.sleep(0.02)
     return len(killed)
 
@@ -230,18 +304,42 @@ _MPL_TEMPLATE: list = []
 
 
 def _matplotlib_cache() -> str | None:
-    """A matplotlib font cache built once per grader process, copied into each scratch folder
-    (building it in every fresh home costs seconds)."""
+    """A matplotlib font cache, built once per machine and matplotlib version (building it in every
+    fresh home costs seconds) and copied into each scratch folder."""
     if _MPL_TEMPLATE:
         return _MPL_TEMPLATE[0]
-    path = tempfile.mkdtemp(prefix="cnnsb-mpl-")
     try:
-        subprocess.run([sys.executable, "-I", "-c", "import matplotlib.font_manager"], cwd=path, timeout=120,
-                       env={**_base_env(), "MPLCONFIGDIR": path, "HOME": path}, capture_output=True)
+        import matplotlib
+
+        version = matplotlib.__version__
     except Exception:
-        pass
-    _MPL_TEMPLATE.append(path if any(Path(path).glob("fontlist*.json")) else None)
+        _MPL_TEMPLATE.append(None)
+        return None
+    final = os.path.join(tempfile.gettempdir(), f"cnn-course-mpl-cache-{version}-{os.getuid()}")
+    if not any(Path(final).glob("fontlist*.json")):
+        build = tempfile.mkdtemp(prefix="cnnsb-mpl-")
+        try:
+            subprocess.run([sys.executable, "-I", "-c", "import matplotlib.font_manager"], cwd=build, timeout=120,
+                           env={**_base_env(), "MPLCONFIGDIR": build, "HOME": build}, capture_output=True)
+            if any(Path(build).glob("fontlist*.json")):
+                try:
+                    os.rename(build, final)           # atomic; another process may have won the race
+                except OSError:
+                    pass
+        except Exception:
+            pass
+        finally:
+            shutil.rmtree(build, ignore_errors=True)
+    _MPL_TEMPLATE.append(final if any(Path(final).glob("fontlist*.json")) else None)
     return _MPL_TEMPLATE[0]
+
+
+def remove_stale_boxes(slot: int) -> None:
+    """Folders of boxes of ``slot`` left by a grading worker that was killed (call with the slot locked)."""
+    import glob
+
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), f"cnnsb-{slot}-*")):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _base_env() -> dict:
@@ -262,8 +360,17 @@ class Box:
     def __init__(self, policy: Policy, label: str = "sandbox", files_from=(), secret=()):
         self.policy = policy
         self.label = label
+        self.root_mode = is_root() and policy.enabled
+        self._slot_token = None
+        if self.root_mode:
+            if policy.user is None:   # the slot's own user, locked against other grading runs
+                slot, self._slot_token = acquire_slot(policy.slot)
+                self.policy = policy = dataclasses.replace(policy, slot=slot)
+            self.uid, self.gid = ensure_user(policy.user_name)
+        else:
+            self.uid, self.gid = os.getuid(), os.getgid()
         base_dir = policy.base_dir or tempfile.gettempdir()
-        self.base = Path(tempfile.mkdtemp(prefix="cnnsb-", dir=base_dir))
+        self.base = Path(tempfile.mkdtemp(prefix=f"cnnsb-{policy.slot}-", dir=base_dir))
         os.chmod(self.base, 0o711)
         self.home = self.base / "home"
         self.run = self.base / "run"
@@ -271,11 +378,6 @@ class Box:
         for d in (self.home, self.run, self.new_root):
             d.mkdir(mode=0o700)
         (self.home / "tmp").mkdir(mode=0o700)
-        self.root_mode = is_root() and policy.enabled
-        if self.root_mode:
-            self.uid, self.gid = ensure_user(policy.user_name)
-        else:
-            self.uid, self.gid = os.getuid(), os.getgid()
         self.exposed = default_exposed(policy.expose)
         check_exposure(self.exposed, list(secret))
         for src in files_from:
@@ -291,7 +393,7 @@ class Box:
                 os.chown(dirpath, self.uid, self.gid)
                 for name in filenames:
                     os.lchown(os.path.join(dirpath, name), self.uid, self.gid)
-            os.chown(self.run, self.uid, self.gid)
+            self.seal_run()
         self._n = 0
 
     # the submission's own files (data it loads by relative path): regular files only, never a
@@ -325,12 +427,12 @@ class Box:
                     "JUPYTER_PLATFORM_DIRS": "1"})
         return env
 
-    def spec(self, log: str | None = None, keep_fds=(), env: dict | None = None) -> dict:
+    def spec(self, log: str | None = None, keep_fds=(), env: dict | None = None, start_dir: str | None = None) -> dict:
         p = self.policy
         limits = p.limits.rlimits()
         spec = {"mode": "root" if self.root_mode else "userns", "strict": p.strict,
                 "isolate_network": p.isolate_network, "limits": limits, "env": env or self.env(),
-                "home": str(self.home), "keep_fds": list(keep_fds), "nice": 5,
+                "home": str(self.home), "start_dir": start_dir, "keep_fds": list(keep_fds), "nice": 5,
                 "log": str(self.run / log) if log else None}
         if p.private_fs:
             spec.update({"new_root": str(self.new_root), "expose_ro": self.exposed,
@@ -339,12 +441,35 @@ class Box:
             spec.update({"uid": self.uid, "gid": self.gid, "user": p.user_name})
         return spec
 
-    def argv(self, cmd: list[str], log: str | None = None, keep_fds=(), env: dict | None = None) -> list[str]:
+    def argv(self, cmd: list[str], log: str | None = None, keep_fds=(), env: dict | None = None,
+             start_dir: str | None = None) -> list[str]:
         """The command line that runs ``cmd`` inside this box."""
         if not self.policy.enabled:
             return list(cmd)
-        blob = base64.b64encode(json.dumps(self.spec(log, keep_fds, env)).encode()).decode()
+        blob = base64.b64encode(json.dumps(self.spec(log, keep_fds, env, start_dir)).encode()).decode()
         return [sys.executable, "-I", "-m", "helpers.instructor.sandbox_launch", blob, "--", *cmd]
+
+    def kernel_argv(self, log: str) -> list[str]:
+        """An ipykernel in this box (``{connection_file}`` is filled in by jupyter_client)."""
+        home = str(self.home)
+        return self.argv([sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                          f"--IPKernelApp.exec_lines=__import__('os').chdir({home!r})"], log=log, start_dir="/")
+
+    # The run folder holds what root writes or follows: the connection file (written by
+    # jupyter_client), the logs, the ipc sockets the grader connects (and reconnects) to. Student
+    # code must never be able to plant a symlink there. So the folder is root's, except while a
+    # kernel starts and creates its sockets; then no other process of the sandbox user is alive
+    # (they are killed first), and the kernel runs only its own start-up code, not a student's.
+    def unseal_run(self) -> None:
+        if self.root_mode:
+            self.kill_strays()
+            os.chown(self.run, self.uid, self.gid)
+            os.chmod(self.run, 0o700)
+
+    def seal_run(self) -> None:
+        if self.root_mode:
+            os.chown(self.run, 0, 0)
+            os.chmod(self.run, 0o711)
 
     def next_name(self, stem: str) -> str:
         self._n += 1
@@ -368,6 +493,8 @@ class Box:
     def cleanup(self) -> None:
         self.kill_strays()
         shutil.rmtree(self.base, ignore_errors=True)
+        release_slot(self._slot_token)
+        self._slot_token = None
 
 
 # --------------------------------------------------------------------------- probe

@@ -24,7 +24,9 @@ applies every measure it can, in this order, and then ``execve``s ``CMD``:
    ``PR_SET_NO_NEW_PRIVS`` (set-user-ID programs gain nothing) and the parent-death signal again
    (a change of user clears it).
 6. stdout and stderr go to a log file in the run folder (capped by the file size limit), the
-   environment is replaced by a short, explicit one, every other file descriptor is closed.
+   environment is replaced by a short, explicit one, every other file descriptor is closed, and
+   ``SIGCHLD`` is ignored, so that children that die are reaped at once (a fork bomb's killed
+   processes must not linger as zombies, which count against the process limit).
 
 What was applied and what was not is passed to the command in ``CNN_SANDBOX_APPLIED`` and
 ``CNN_SANDBOX_MISSING``; with ``"strict": true`` in ``SPEC`` a measure that cannot be applied is
@@ -287,24 +289,39 @@ def main(argv: list[str]) -> int:
         elif spec.get("new_root"):
             missing.append("private-root-fs (file access is limited by permissions only)")
         set_limits(spec.get("limits", {}), applied, missing)
-        # files the sandbox user must own: the connection file, then the log
-        conn = _connection_file(cmd)
-        chown = list(spec.get("chown", [])) + ([conn] if conn else [])
-        log_path = spec.get("log")
-        if log_path:
-            fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            chown.append(log_path)
-        else:
+        # files the sandbox user must own: the connection file and the log. Never through a symlink
+        # (O_NOFOLLOW, then fchown): root must not be tricked into handing some other file over.
+        owner = (int(spec["uid"]), int(spec["gid"])) if is_root and mode == "root" and spec.get("uid") is not None \
+            else None
+        fd = -1
+        if spec.get("log"):
+            try:
+                fd = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+                if owner:
+                    os.fchown(fd, *owner)
+            except OSError:
+                fd = -1
+        if fd < 0:
             fd = os.open("/dev/null", os.O_WRONLY)
-        if is_root and mode == "root" and spec.get("uid") is not None:
-            for p in chown:
+        conn = _connection_file(cmd)
+        if owner:
+            for p in list(spec.get("chown", [])) + ([conn] if conn else []):
                 try:
-                    os.chown(p, int(spec["uid"]), int(spec["gid"]))
+                    cfd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW)
                 except OSError:
-                    pass
+                    continue
+                try:
+                    import stat as _stat
+
+                    if _stat.S_ISREG(os.fstat(cfd).st_mode):
+                        os.fchown(cfd, *owner)
+                finally:
+                    os.close(cfd)
         if root is not None:
             os.chroot(root)
-        os.chdir(spec.get("home") or "/")
+        # a kernel starts in "/" (no student file can shadow a module it imports at start-up) and
+        # moves to its home afterwards; everything else starts at home
+        os.chdir(spec.get("start_dir") or spec.get("home") or "/")
         if is_root and mode == "root" and spec.get("uid") is not None:
             drop_privileges(spec, applied)
         elif is_root:
@@ -331,6 +348,10 @@ def main(argv: list[str]) -> int:
             lo = k + 1
         for k in keep:
             os.set_inheritable(k, True)
+        if spec.get("reap_children", True):
+            # children that die are reaped at once: a fork bomb's killed processes leave no zombies
+            # that would keep counting against the process limit of a kernel that never waits for them
+            signal.signal(signal.SIGCHLD, signal.SIG_IGN)
         env = {str(k): str(v) for k, v in spec.get("env", {}).items()}
         env["CNN_SANDBOX_APPLIED"] = ",".join(applied)
         env["CNN_SANDBOX_MISSING"] = "; ".join(missing)

@@ -41,7 +41,7 @@ from typing import Iterable, Sequence
 import nbformat
 from nbformat import NotebookNode
 
-from .course import ASSIGNMENTS, ROOT, Assignment
+from .course import ASSIGNMENTS, ROOT, Assignment, get
 
 EDITIONS = ("student", "instructor")
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full"
@@ -325,6 +325,8 @@ def student_edition(nb: NotebookNode, config=None) -> tuple[NotebookNode, list[s
         if cell.cell_type != "code":
             continue
         label = cell.metadata.get("nbgrader", {}).get("grade_id", f"cell {i}")
+        if i in hidden:
+            cell.metadata["course_hidden"] = True  # for the page's label; HTML never shows metadata
         if (is_solution(cell) or i in hidden) and cell.outputs:
             removed.append(f"{label}: all {len(cell.outputs)} outputs (solution or hidden-test cell)")
             cell.outputs = []
@@ -529,8 +531,6 @@ def build_site(out_dir: Path = ROOT / "site", editions: Sequence[str] = EDITIONS
     for e in editions:
         if e not in EDITIONS:
             raise ValueError(f"unknown edition {e!r}; known: {', '.join(EDITIONS)}")
-    from .course import get
-
     chosen = list(ASSIGNMENTS) if assignments is None else [get(a) if isinstance(a, str) else a for a in assignments]
     chosen.sort(key=lambda a: [x.id for x in ASSIGNMENTS].index(a.id))
     missing = [str(a.source) for a in chosen if not a.source.exists()]
@@ -552,9 +552,6 @@ def build_site(out_dir: Path = ROOT / "site", editions: Sequence[str] = EDITIONS
     if "student" in editions:
         for a in chosen:
             student[a.id], removed[a.id] = student_edition(executed[a.id], config)
-            for i, cell in enumerate(student[a.id].cells):
-                if _regions(executed[a.id].cells[i].source, BEGIN_HIDDEN, END_HIDDEN):
-                    cell.metadata["course_hidden"] = True
     for edition in editions:
         folder = out_dir / edition
         if folder.exists():
