@@ -369,17 +369,21 @@ class SandboxedExecute(Execute):
             except Exception as exc:
                 note(f"the kernel did not start ({type(exc).__name__}); trying again" if attempt + 1 < attempts
                      else f"the kernel did not start ({type(exc).__name__})")
-                try:
-                    if self.km is not None:
-                        await self._async_cleanup_kernel()
-                except Exception:
-                    pass
-                self.kc = None
-                if self._box is not None:
-                    self._box.kill_strays()
+                await self._discard_kernel()
                 await asyncio.sleep(0.5 * (attempt + 1))
                 self.km = self.create_kernel_manager()
         return False
+
+    async def _discard_kernel(self) -> None:
+        """Shut the current kernel down (if any) and kill what it left behind in the sandbox."""
+        try:
+            if self.km is not None:
+                await self._async_cleanup_kernel()
+        except Exception:
+            pass
+        self.kc = None
+        if self._box is not None:
+            self._box.kill_strays()
 
     async def _responsive(self, timeout: float = 5.0) -> bool:
         """Does the kernel answer (after an interrupt)? A kernel that ignores SIGINT does not."""
@@ -395,14 +399,7 @@ class SandboxedExecute(Execute):
         """A new kernel, with the setup, answer and other cells before ``upto`` run again."""
         from nbclient.util import ensure_async
 
-        try:
-            if self.km is not None:
-                await self._async_cleanup_kernel()
-        except Exception:
-            pass
-        self.kc = None
-        if self._box is not None:
-            self._box.kill_strays()
+        await self._discard_kernel()
         self.km = self.create_kernel_manager()
         if not await self._start_kernel():
             return False
