@@ -1,12 +1,11 @@
 """Every source notebook runs top to bottom with every check passing; every release raises only NotImplementedError."""
 from __future__ import annotations
 
-import re
-
 import nbformat
 import pytest
 
 from helpers.instructor.course import ASSIGNMENTS
+from helpers.instructor.feedback import split_hidden
 from helpers.instructor.runner import error_outputs, execute_notebook, text_of
 
 pytestmark = pytest.mark.slow
@@ -49,12 +48,7 @@ def solution_lines(path) -> set[str]:
 
 def hidden_lines(path) -> list[str]:
     nb = nbformat.read(str(path), as_version=4)
-    lines = []
-    for cell in nb.cells:
-        m = re.search(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", cell.source, re.S)
-        if m:
-            lines += [s.strip() for s in m.group(1).split("\n") if len(s.strip()) >= 8]
-    return lines
+    return [s.strip() for cell in nb.cells for s in split_hidden(cell.source)[1] if len(s.strip()) >= 8]
 
 
 @pytest.mark.parametrize("a", ASSIGNMENTS, ids=IDS)
