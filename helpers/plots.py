@@ -3,14 +3,33 @@
 Each ``show_*`` function draws one figure. In a notebook it displays the figure and returns
 ``None`` (so the figure is shown once); elsewhere (tests, scripts) it returns the ``Figure``.
 Inputs are validated: a wrong shape raises ``ValueError`` naming the expected shape.
+matplotlib is imported when the first figure is drawn, and while ``cnn-course autograde`` grades
+(``CNN_COURSE_GRADING=1``) every ``show_*`` returns at once: no grade depends on a figure.
 """
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.patches import Rectangle
 
+from ._mode import demonstration
 from ._validate import require_array, require_positive_int
+
+
+class _LazyPyplot:
+    """``matplotlib.pyplot``, imported when the first figure is drawn (it costs about 0.5 s)."""
+
+    def __getattr__(self, name):
+        import matplotlib.pyplot as pyplot
+
+        return getattr(pyplot, name)
+
+
+plt = _LazyPyplot()
+
+
+def Rectangle(*args, **kwargs):  # noqa: N802 - matplotlib's class, imported on first use
+    from matplotlib.patches import Rectangle as _Rectangle
+
+    return _Rectangle(*args, **kwargs)
 
 PAD_COLOR = "#f4a261"
 WINDOW_COLOR = "#e63946"
@@ -59,6 +78,7 @@ def _grid(ax, M, *, annotate=True, fmt="{:.2g}", cmap="viridis", title=None, vmi
     return im
 
 
+@demonstration
 def show_matrix(M, title: str = "", fmt: str = "{:.2g}", cmap: str = "viridis"):
     """One 2-D array as an annotated grid."""
     M = require_array("show_matrix", "M", M, ndim=2, layout="(rows, cols)")
@@ -67,6 +87,7 @@ def show_matrix(M, title: str = "", fmt: str = "{:.2g}", cmap: str = "viridis"):
     return _finish(fig)
 
 
+@demonstration
 def show_matrices(mats: dict, fmt: str = "{:.2g}", cmap: str = "viridis", suptitle: str = "",
                   symmetric: bool = False, share_scale: bool = False):
     """Several 2-D arrays side by side, each titled by its key.
@@ -95,6 +116,7 @@ def show_matrices(mats: dict, fmt: str = "{:.2g}", cmap: str = "viridis", suptit
 
 
 # --------------------------------------------------------------------------- notebook 01
+@demonstration
 def show_image_as_matrix(image, top: int = 0, left: int = 0, size: int = 8, channel: int | None = None):
     """The photograph with a small square marked, and that square's pixel values (0-255) as a grid."""
     image = require_array("show_image_as_matrix", "image", image, ndim=(2, 3), layout="(H, W) or (H, W, 3)")
@@ -120,6 +142,7 @@ def show_image_as_matrix(image, top: int = 0, left: int = 0, size: int = 8, chan
     return _finish(fig)
 
 
+@demonstration
 def show_channels(image):
     """The three colour channels of an RGB image side by side, each as its own gray image."""
     image = require_array("show_channels", "image", image, ndim=3, layout="(H, W, 3)")
@@ -136,6 +159,7 @@ def show_channels(image):
     return _finish(fig)
 
 
+@demonstration
 def show_batch(batch):
     """A batch ``(m, n_H, n_W, n_C)`` as m images in a row, each titled with its index."""
     batch = require_array("show_batch", "batch", batch, ndim=4, layout="(m, n_H, n_W, n_C)")
@@ -150,6 +174,7 @@ def show_batch(batch):
     return _finish(fig)
 
 
+@demonstration
 def show_padding(x, x_pad, example: int = 0, channel: int = 0):
     """One channel of one example before and after zero padding, with the added border shaded."""
     x = require_array("show_padding", "x", x, ndim=4, layout="(m, n_H, n_W, n_C)")
@@ -171,6 +196,7 @@ def show_padding(x, x_pad, example: int = 0, channel: int = 0):
 
 
 # --------------------------------------------------------------------------- notebooks 02-04
+@demonstration
 def show_sliding_window(A_prev, f: int, stride: int, pad: int, h: int, w: int, example: int = 0, channel: int = 0):
     """Where output position (h, w) reads from: the f x f window on the padded input, with its corners.
 
@@ -205,6 +231,7 @@ def show_sliding_window(A_prev, f: int, stride: int, pad: int, h: int, w: int, e
     return _finish(fig)
 
 
+@demonstration
 def show_filter_step(a_slice, W, b=0.0, Z=None):
     """One step of convolution on one channel: the window, the filter, their product, and the sum."""
     a_slice = require_array("show_filter_step", "a_slice", a_slice, ndim=(2, 3), layout="(f, f) or (f, f, n_C)")
@@ -227,6 +254,7 @@ def show_filter_step(a_slice, W, b=0.0, Z=None):
     return _finish(fig)
 
 
+@demonstration
 def show_feature_maps(Z, example: int = 0, max_maps: int = 8, title: str = "Z"):
     """The output channels (feature maps) of one example, side by side."""
     Z = require_array("show_feature_maps", "Z", Z, ndim=4, layout="(m, n_H, n_W, n_C)")
@@ -240,6 +268,7 @@ def show_feature_maps(Z, example: int = 0, max_maps: int = 8, title: str = "Z"):
     return _finish(fig)
 
 
+@demonstration
 def show_gradient_spread(W_c, dz: float, f: int, stride: int, h: int, w: int, shape: tuple):
     """How one dZ[h, w] spreads back: dz * W_c is added to the window of dA_prev that (h, w) read."""
     W_c = require_array("show_gradient_spread", "W_c", W_c, ndim=2, layout="(f, f)")
@@ -260,6 +289,7 @@ def show_gradient_spread(W_c, dz: float, f: int, stride: int, h: int, w: int, sh
 
 
 # --------------------------------------------------------------------------- notebooks 05-06
+@demonstration
 def show_pooling(x, A_max, A_avg, f: int, stride: int):
     """The same 2-D input pooled by max and by average, with the first window marked."""
     x = require_array("show_pooling", "x", x, ndim=2, layout="(n_H_prev, n_W_prev)")
@@ -280,6 +310,7 @@ def show_pooling(x, A_max, A_avg, f: int, stride: int):
     return _finish(fig)
 
 
+@demonstration
 def show_mask(x, mask):
     """A window and the boolean mask that marks its maximum."""
     x = require_array("show_mask", "x", x, ndim=2, layout="(f, f)")
@@ -289,6 +320,7 @@ def show_mask(x, mask):
     return show_matrices({"window x": x, "mask (x == max)": mask.astype(float)}, fmt="{:.3g}")
 
 
+@demonstration
 def show_pool_backward(dA_prev_max, dA_prev_avg, example: int = 0, channel: int = 0):
     """Where the gradient lands in max and in average pooling, for one channel of one example."""
     dA_prev_max = require_array("show_pool_backward", "dA_prev_max", dA_prev_max, ndim=4, layout="(m, n_H, n_W, n_C)")
@@ -299,6 +331,7 @@ def show_pool_backward(dA_prev_max, dA_prev_avg, example: int = 0, channel: int 
 
 
 # --------------------------------------------------------------------------- notebook 07
+@demonstration
 def show_activation(z, a, dz, name: str = "ReLU"):
     """An activation and its derivative, drawn from arrays the learner's functions computed."""
     z = require_array("show_activation", "z", z, ndim=1, layout="(n,)")
@@ -321,6 +354,7 @@ def show_activation(z, a, dz, name: str = "ReLU"):
 
 
 # --------------------------------------------------------------------------- notebook 08
+@demonstration
 def show_kernels(Kx, Ky):
     """The two Sobel kernels with their values."""
     Kx = require_array("show_kernels", "Kx", Kx, ndim=2, layout="(3, 3)")
@@ -329,6 +363,7 @@ def show_kernels(Kx, Ky):
                          symmetric=True)
 
 
+@demonstration
 def show_edges(image, gx, gy, magnitude):
     """The photograph beside its vertical edges (gx), horizontal edges (gy) and edge magnitude."""
     image = require_array("show_edges", "image", image, ndim=(2, 3), layout="(H, W) or (H, W, 3)")
@@ -354,6 +389,7 @@ def show_edges(image, gx, gy, magnitude):
     return _finish(fig)
 
 
+@demonstration
 def show_flip_difference(corr, conv):
     """Cross-correlation against true convolution with the same kernel, on the same image."""
     corr = require_array("show_flip_difference", "corr", corr, ndim=2, layout="(H, W)")

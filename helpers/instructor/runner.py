@@ -11,12 +11,15 @@ from .course import ASSIGNMENTS
 
 def execute_notebook(path: Path | str, *, timeout: int = 120, allow_errors: bool = False, cwd: Path | str | None = None):
     """Run a notebook in a fresh kernel from its own folder. Returns ``(executed notebook, seconds)``."""
+    from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
 
     path = Path(path)
     nb = nbformat.read(str(path), as_version=4)
     t0 = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, allow_errors=allow_errors, kernel_name="python3",
+    # IPC sockets, not TCP: nothing on the network, and no "running over TCP" warning per notebook
+    km = AsyncKernelManager(kernel_name="python3", transport="ipc")
+    NotebookClient(nb, km=km, timeout=timeout, allow_errors=allow_errors, kernel_name="python3",
                    resources={"metadata": {"path": str(cwd or path.parent)}}).execute()
     return nb, time.perf_counter() - t0
 
