@@ -1,10 +1,21 @@
-"""The course's table of contents: assignments, their notebooks, and the functions they grade."""
+"""The course's table of contents, read from the source notebooks themselves.
+
+An assignment is a folder ``notebooks/<id>/`` holding one notebook. Its title is the notebook's
+first heading (``# 03 · Convolution forward``, without the number); its graded functions are the
+functions defined in its solution cells that its test cells check (``check_function(fn, "fn")``).
+Adding a notebook therefore needs no edit here.
+"""
 from __future__ import annotations
 
+import ast
+import json
+import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+CHECK_CALL = re.compile(r"check_(?:function|case)\(\s*\w+\s*,\s*['\"](\w+)['\"]")
 
 
 @dataclass(frozen=True)
@@ -13,32 +24,57 @@ class Assignment:
     notebook: str    # notebook name without .ipynb
     title: str
     functions: tuple[str, ...]
+    root: Path = ROOT
 
     @property
     def source(self) -> Path:
-        return ROOT / "notebooks" / self.id / f"{self.notebook}.ipynb"
+        return self.root / "notebooks" / self.id / f"{self.notebook}.ipynb"
 
 
-ASSIGNMENTS: tuple[Assignment, ...] = (
-    Assignment("01_zero_padding", "zero_padding", "Images as arrays, and zero padding", ("zero_pad",)),
-    Assignment("02_conv_single_step", "conv_single_step", "One step of convolution", ("conv_single_step",)),
-    Assignment("03_conv_forward", "conv_forward", "Convolution forward", ("conv_forward",)),
-    Assignment("04_conv_backward", "conv_backward", "Convolution backward", ("conv_backward",)),
-    Assignment("05_pool_forward", "pool_forward", "Pooling forward: max and average", ("pool_forward",)),
-    Assignment("06_pool_backward", "pool_backward", "Pooling backward",
-               ("create_mask_from_window", "distribute_value", "pool_backward")),
-    Assignment("07_relu", "relu", "ReLU forward and backward", ("relu", "relu_backward")),
-    Assignment("08_sobel", "sobel", "A Sobel filter on a real photograph",
-               ("to_grayscale", "sobel_kernels", "filter2d", "sobel_edges")),
-)
+def _read_assignment(folder: Path, root: Path) -> Assignment | None:
+    notebooks = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
+    if len(notebooks) != 1:
+        return None
+    nb = json.loads(notebooks[0].read_text(encoding="utf-8"))
+    title, defined, checked = folder.name, [], set()
+    for cell in nb.get("cells", []):
+        source = "".join(cell.get("source", []))
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.get("cell_type") == "markdown" and title == folder.name:
+            first = source.strip().splitlines()[0] if source.strip() else ""
+            if first.startswith("# "):
+                title = re.sub(r"^#\s*\d+\s*·\s*", "", first).strip()
+        if cell.get("cell_type") != "code":
+            continue
+        if meta.get("solution"):
+            try:
+                defined += [n.name for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)]
+            except SyntaxError:
+                pass
+        elif meta.get("grade"):
+            checked |= set(CHECK_CALL.findall(source))
+    functions = tuple(dict.fromkeys(f for f in defined if f in checked))
+    return Assignment(folder.name, notebooks[0].stem, title, functions, root)
 
+
+@lru_cache(maxsize=8)
+def read_course(root: Path = ROOT) -> tuple[Assignment, ...]:
+    """Every assignment under ``root/notebooks``, in folder order."""
+    base = Path(root) / "notebooks"
+    found = (_read_assignment(d, Path(root)) for d in sorted(base.iterdir()) if d.is_dir() and d.name[:1].isdigit())
+    return tuple(a for a in found if a is not None)
+
+
+ASSIGNMENTS: tuple[Assignment, ...] = read_course(ROOT)
 BY_ID = {a.id: a for a in ASSIGNMENTS}
 GRADED_FUNCTIONS = {f: a for a in ASSIGNMENTS for f in a.functions}
 
 
 def get(assignment_id: str) -> Assignment:
-    """The assignment with this id, or a ValueError that lists the known ids."""
+    """The assignment with this id, or a CourseError (an input problem) that lists the known ids."""
+    from .nbapi import CourseError
+
     try:
         return BY_ID[assignment_id]
     except KeyError:
-        raise ValueError(f"unknown assignment {assignment_id!r}; known: {', '.join(BY_ID)}") from None
+        raise CourseError(f"unknown assignment {assignment_id!r}; known: {', '.join(BY_ID)}") from None
