@@ -174,11 +174,3 @@ def vertical_line_image(n: int = 8, width: int = 2) -> np.ndarray:
     start = (n - width) // 2
     img[:, start:start + width] = 1.0
     return img
-
-
-def as_float_image(image, func: str = "as_float_image") -> np.ndarray:
-    """Validate an image ``(H, W)`` or ``(H, W, 3)`` and return it as float64."""
-    arr = require_array(func, "image", image, ndim=(2, 3), layout="(H, W) or (H, W, 3)")
-    if arr.ndim == 3 and arr.shape[2] not in (1, 3, 4):
-        raise ValueError(f"{func}: a colour image must have shape (H, W, 3); got {arr.shape}")
-    return arr.astype(np.float64)

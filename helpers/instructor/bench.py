@@ -1,10 +1,13 @@
 """``make bench``: figures, not timed tests. Everything compared is measured side by side in one run.
 
 1. How long each source notebook takes to execute (fresh kernel, top to bottom).
-2. Autograde throughput on one synthetic class (correct submissions of three assignments):
-   ``nbgrader autograde`` run serially (its own CLI, one process per assignment), against
-   ``cnn-course autograde`` with ``--jobs 1`` and ``--jobs 2``. Submissions per minute, and the
-   ratio to the serial run.
+2. Autograde throughput on one synthetic class (3 correct submissions of each of the eight
+   notebooks): plain ``nbgrader autograde`` run serially (its own CLI, one process per
+   assignment, on the course as it is: figures drawn), against ``cnn-course autograde`` with the
+   sandbox and the out-of-kernel check on, at ``--jobs 1`` and ``--jobs 2``. Submissions per
+   minute, the ratio to the serial run, and where the time of one submission goes (from the
+   result records: kernel start, the setup cell's imports, lesson, answer and test cells, the
+   out-of-kernel check, and nbgrader's own work, which is the rest).
 """
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ import nbformat
 
 from .course import ROOT, get
 
-BENCH_ASSIGNMENTS = ("01_zero_padding", "02_conv_single_step", "07_relu")
+from .course import ASSIGNMENTS
+
+BENCH_ASSIGNMENTS = tuple(a.id for a in ASSIGNMENTS)
 
 
 def notebook_times() -> dict[str, float]:
@@ -62,7 +67,7 @@ def _reset(course: Path) -> None:
         shutil.rmtree(course / name, ignore_errors=True)
 
 
-def autograde_throughput(students: int = 8) -> dict[str, float]:
+def autograde_throughput(students: int = 3) -> dict[str, float]:
     from .autograde import autograde
 
     n = students * len(BENCH_ASSIGNMENTS)
@@ -83,12 +88,39 @@ def autograde_throughput(students: int = 8) -> dict[str, float]:
             _reset(course)
             t0 = time.perf_counter()
             out = autograde(course, list(BENCH_ASSIGNMENTS), jobs=jobs, force=True, stream=open(os.devnull, "w"))
-            assert sum(o.status == "graded" for o in out) == n, "bench: not every submission was graded"
+            assert sum(o.status == "graded" for o in out) == n, f"bench: not every submission was graded: {out}"
             rates[f"cnn-course autograde --jobs {jobs}"] = n / (time.perf_counter() - t0) * 60
+            if jobs == 1:
+                breakdown = time_breakdown(course, out)
     base = rates["nbgrader autograde (serial)"]
     for name, rate in rates.items():
         print(f"  {name:<32} {rate:6.1f} submissions/min   {rate / base:4.2f}x serial")
+    print("\n  where one submission's time goes at --jobs 1 (mean seconds):")
+    for kind, seconds in breakdown.items():
+        print(f"    {kind:<28} {seconds:6.3f}")
     return rates
+
+
+def time_breakdown(course: Path, outcomes) -> dict[str, float]:
+    """Mean seconds per submission by step, from the result records in the state folder."""
+    import json
+
+    from .grading.state import read
+
+    kinds = ("kernel_start", "setup", "lesson", "answer", "test", "out_of_kernel")
+    sums = dict.fromkeys(kinds + ("nbgrader and the rest",), 0.0)
+    n = 0
+    for o in outcomes:
+        record = read(course, o.assignment, o.student) or {}
+        timings = record.get("timings") or {}
+        n += 1
+        for k in kinds:
+            sums[k] += float(timings.get(k, 0.0))
+        accounted = sum(float(timings.get(k, 0.0)) for k in kinds)
+        sums["nbgrader and the rest"] += max(0.0, float(record.get("seconds", o.seconds)) - accounted)
+    names = {"kernel_start": "kernel start (sandbox)", "setup": "setup cell (imports)", "lesson": "lesson cells",
+             "answer": "answer cells", "test": "test cells", "out_of_kernel": "out-of-kernel check"}
+    return {names.get(k, k): v / max(n, 1) for k, v in sums.items()}
 
 
 def main() -> None:
