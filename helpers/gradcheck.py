@@ -7,7 +7,9 @@ For a layer ``Y = forward(X)`` and any upstream gradient ``dY``, the scalar ``L 
 
 and report the relative error ``|a - n| / max(|a| + |n|, tiny)`` (norms over all entries). Below
 ``1e-7`` the backward pass is right; above ``1e-3`` it is certainly wrong. Used in notebooks 04, 06
-and 07.
+and 07. The three lesson checks (``check_conv_gradients``, ``check_pool_gradients``,
+``check_activation_gradient``) are demonstrations: they return at once while ``cnn-course``
+grades, and no graded test calls them (a hygiene test sees to that).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from ._mode import demonstration
 from ._validate import require_array, require_positive_int
 
 DEFAULT_THRESHOLD = 1e-7
@@ -112,6 +115,7 @@ def check_layer_gradients(forward: Callable, backward: Callable, inputs: dict, *
     return errors
 
 
+@demonstration
 def check_conv_gradients(conv_forward: Callable, conv_backward: Callable, *, stride: int = 2, pad: int = 1,
                          f: int = 3, shape: tuple = (2, 5, 6, 3), n_C: int = 2, seed: int = 0) -> dict:
     """Gradient check of ``conv_backward`` against ``conv_forward`` (notebook 04) on a small random layer."""
@@ -128,6 +132,7 @@ def check_conv_gradients(conv_forward: Callable, conv_backward: Callable, *, str
                                  where="notebook 04, 'The three gradients'")
 
 
+@demonstration
 def check_pool_gradients(pool_forward: Callable, pool_backward: Callable, *, mode: str = "max", f: int = 2,
                          stride: int = 2, shape: tuple = (2, 6, 7, 2), seed: int = 0) -> dict:
     """Gradient check of ``pool_backward`` against ``pool_forward`` (notebook 06).
@@ -147,6 +152,7 @@ def check_pool_gradients(pool_forward: Callable, pool_backward: Callable, *, mod
                                  {"A_prev": A_prev}, seed=seed + 1, where="notebook 06, 'Putting it together'")
 
 
+@demonstration
 def check_activation_gradient(forward: Callable, backward: Callable, *, shape: tuple = (2, 4, 4, 3),
                               seed: int = 0) -> float:
     """Gradient check of an activation: ``backward(dA, Z)`` against ``forward(Z)`` (notebook 07).

@@ -90,3 +90,56 @@ def test_lesson_parts_present(a):
     text = "\n".join(c.source for c in nbformat.read(str(a.source), as_version=4).cells if c.cell_type == "markdown")
     for part in ("Expected output", "In the frameworks", "What to remember", "$$"):
         assert part in text, f"{a.id}: the lesson has no {part!r}"
+
+
+def _demonstrations() -> set:
+    """Names of the helpers that return at once while cnn-course grades (decorated @demonstration)."""
+    import helpers
+    from helpers import gradcheck, plots
+
+    names = set()
+    for module in (helpers, plots, gradcheck):
+        for name in dir(module):
+            if getattr(getattr(module, name), "__wrapped__", None) is not None and \
+                    getattr(getattr(module, name), "__module__", "").startswith("helpers"):
+                names.add(name)
+    return names
+
+
+def test_demonstrations_are_known():
+    demos = _demonstrations()
+    assert {"check_conv_gradients", "check_pool_gradients", "check_activation_gradient", "show_matrix"} <= demos
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_no_graded_test_calls_a_demonstration(path):
+    """Demonstrations return None while the tool grades: a test cell that called one could pass on nothing."""
+    demos = _demonstrations()
+    bad = []
+    for i, cell in enumerate(nbformat.read(str(path), as_version=4).cells):
+        if cell.cell_type != "code" or not nbg(cell).get("grade"):
+            continue
+        used = {n.attr if isinstance(n, ast.Attribute) else n.id for n in ast.walk(ast.parse(cell.source))
+                if isinstance(n, (ast.Name, ast.Attribute))}
+        if used & demos:
+            bad.append((i, sorted(used & demos)))
+    assert not bad, f"{path.name}: graded cells call demonstrations: {bad}"
+
+
+def test_demonstrations_return_at_once_while_grading(monkeypatch):
+    import numpy as np
+
+    from helpers import gradcheck, plots
+
+    def relu(Z):
+        return np.maximum(Z, 0)
+
+    def relu_backward(dA, Z):
+        return dA * (Z > 0)
+
+    monkeypatch.setenv("CNN_COURSE_GRADING", "1")
+    assert plots.show_matrix(np.eye(3)) is None
+    assert gradcheck.check_activation_gradient(relu, relu_backward) is None
+    monkeypatch.delenv("CNN_COURSE_GRADING")
+    assert plots.show_matrix(np.eye(3)) is not None          # outside a notebook: the Figure
+    assert gradcheck.check_activation_gradient(relu, relu_backward) < 1e-7

@@ -1,6 +1,8 @@
 """Execute notebooks top to bottom (the reference editions, the releases) and time them."""
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,10 +19,12 @@ def execute_notebook(path: Path | str, *, timeout: int = 120, allow_errors: bool
     path = Path(path)
     nb = nbformat.read(str(path), as_version=4)
     t0 = time.perf_counter()
-    # IPC sockets, not TCP: nothing on the network, and no "running over TCP" warning per notebook
-    km = AsyncKernelManager(kernel_name="python3", transport="ipc")
-    NotebookClient(nb, km=km, timeout=timeout, allow_errors=allow_errors, kernel_name="python3",
-                   resources={"metadata": {"path": str(cwd or path.parent)}}).execute()
+    # IPC sockets, not TCP: nothing on the network, and no "running over TCP" warning per notebook.
+    # The socket path must be absolute: the kernel runs in the notebook's folder, the client here.
+    with tempfile.TemporaryDirectory(prefix="cnn-course-kernel-") as run_dir:
+        km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(run_dir, "kernel"))
+        NotebookClient(nb, km=km, timeout=timeout, allow_errors=allow_errors, kernel_name="python3",
+                       resources={"metadata": {"path": str(cwd or path.parent)}}).execute()
     return nb, time.perf_counter() - t0
 
 
