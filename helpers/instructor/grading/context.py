@@ -1,0 +1,34 @@
+"""What the preprocessors of one submission share: its sandbox, its deadline, its result.
+
+The worker builds one :class:`SubmissionContext` per submission and hands it to the pipeline's
+preprocessors through their ``context`` setting (traitlets config, set for each submission).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..options import GradingOptions
+from .result import SubmissionResult
+
+
+@dataclass
+class SubmissionContext:
+    student: str
+    assignment: str
+    options: GradingOptions
+    box: Any                                  # sandbox.Box or sandbox.NullBox
+    functions: tuple = ()                     # the assignment's graded functions
+    reference: dict = field(default_factory=dict)   # function name -> reference solution (trusted side)
+    deadline: float = field(default_factory=lambda: time.monotonic() + 3600)
+    result: SubmissionResult = field(default_factory=SubmissionResult)
+    seed: int | None = None                   # of the out-of-kernel check's fresh inputs
+    dangerous: set = field(default_factory=set)     # functions that hung or crashed out of the kernel
+
+    def time_left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def cell_timeout(self) -> int:
+        """The timeout of the next cell: the cell timeout, or what is left of the budget."""
+        return max(1, int(min(self.options.cell_timeout, self.time_left())))

@@ -1,0 +1,40 @@
+"""The out-of-kernel verdict wins over a test cell that passed in the kernel.
+
+Runs after execution and before nbgrader's ``SaveAutoGrades``. A test cell that passed in the
+kernel while its function failed on fresh inputs outside the kernel gets an error output saying
+why, so nbgrader itself scores it 0; the result record lists it as a flag (``cnn-course report``
+shows the flags). Nothing is written into the gradebook by hand, so a regrade that no longer
+fails simply scores the cell again. The check can only lower a score, never raise one.
+"""
+from nbformat.v4 import new_output
+from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.utils import determine_grade, is_grade, is_solution
+
+from . import UsesContext
+
+ENAME = "OutOfKernelCheckFailed"
+
+
+class ApplyVerdicts(UsesContext, NbGraderPreprocessor):
+    def preprocess(self, nb, resources):
+        ctx = self.ctx()
+        verdicts = ctx.result.verdicts
+        for cell in nb.cells:
+            if cell.cell_type != "code" or not is_grade(cell) or is_solution(cell):
+                continue
+            gid = cell.metadata["nbgrader"]["grade_id"]
+            v = verdicts.get(gid)
+            if not v or v["status"] in ("ok", "infra"):
+                continue
+            score, _ = determine_grade(cell)
+            if not score:
+                continue   # failed in the kernel too: nothing to override
+            from ...outofkernel import Verdict
+
+            reason = Verdict(**v).reason()
+            cell.outputs = list(cell.get("outputs", [])) + [new_output(
+                "error", ename=ENAME, evalue=f"this test passed in the notebook, but {reason} when the grader ran "
+                                             f"your code again outside the notebook; scored 0",
+                traceback=[f"{ENAME}: {reason}"])]
+            ctx.result.flag(gid, v["function"], reason, float(score))
+        return nb, resources

@@ -1,0 +1,142 @@
+"""One grading worker: a process that builds one ``NbGraderAPI`` and grades submissions from a queue.
+
+For each submission it opens a sandbox (:class:`helpers.instructor.sandbox.Box`) on the staged
+copy, hands the pipeline a :class:`~.context.SubmissionContext`, lets nbgrader autograde it, reads
+the result record back from the autograded notebook, closes the sandbox, and records what was
+graded (:mod:`.state`). Start-up (imports, the API, the reference solutions) is paid once per
+worker, not once per submission.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from ..options import GradingOptions
+from . import pipeline, result as result_mod, state
+from .context import SubmissionContext
+from .outcome import Outcome, Task
+
+
+@dataclass
+class WorkerSpec:
+    """What a worker needs to know (picklable: it crosses into a spawned process)."""
+    root: str
+    db_url: str | None
+    config_file: str | None
+    options: dict
+
+
+def policy_for(options: GradingOptions, slot: int):
+    from ..sandbox import Policy
+
+    MiB = 2 ** 20
+    return Policy(enabled=options.sandbox, slot=slot, memory_bytes=options.memory_mib * MiB,
+                  address_space=options.memory_mib * MiB, max_processes=options.max_processes,
+                  scratch_bytes=options.scratch_mib * MiB, scratch_inodes=options.scratch_files,
+                  file_size=options.file_mib * MiB, cpu_seconds=options.budget + 30)
+
+
+class Worker:
+    def __init__(self, spec: WorkerSpec, slot: int = 0):
+        from ..nbapi import load_config, make_api
+        from ..refdata import reference_functions
+        from .discover import staging_root
+
+        self.spec = spec
+        self.root = Path(spec.root)
+        self.slot = slot
+        self.options = GradingOptions.from_dict(spec.options)
+        self.config = load_config(spec.root, spec.db_url, spec.config_file)
+        pipeline.configure(self.config, self.options)
+        # nbgrader grades the staged copy (regular files only, checked and copied by root), never
+        # submitted/ itself: format_path joins this (relative to the root) with <student>/<assignment>
+        self.config.CourseDirectory.submitted_directory = os.path.relpath(staging_root(self.root), self.root)
+        self.api = make_api(self.config)
+        notebooks = self.root / "notebooks"
+        self.reference = reference_functions(self.root if notebooks.is_dir() else None)
+
+    def box(self, task: Task):
+        from ..sandbox import Box, NullBox
+        from .discover import staging_root
+
+        files = staging_root(self.root) / task.student / task.assignment
+        if not self.options.sandbox:
+            return NullBox(files_dir=files)
+        return Box(policy_for(self.options, self.slot), label=f"{task.student}-{task.assignment}", files_dir=files)
+
+    def grade(self, task: Task) -> Outcome:
+        from ..course import get
+
+        t0 = time.monotonic()
+        a = get(task.assignment)
+        box = self.box(task)
+        ctx = SubmissionContext(task.student, task.assignment, self.options, box, functions=a.functions,
+                                reference=self.reference, deadline=t0 + self.options.budget)
+        pipeline.set_context(self.api.config, ctx)
+        try:
+            res = self.api.autograde(task.assignment, task.student, force=True, create=True)
+        except Exception as exc:   # nbgrader normally reports through the result dict
+            res = {"success": False, "error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            pipeline.set_context(self.api.config, None)
+            box.close()
+        seconds = time.monotonic() - t0
+        if not res.get("success"):
+            return Outcome(task.assignment, task.student, "failed",
+                           "; ".join(list(task.notes) + [failure_reason(res)]), seconds)
+        record = read_result(self.root / "autograded" / task.student / task.assignment / f"{a.notebook}.ipynb")
+        flags = [f"FLAG {f['cell']}: {f['reason']}" for f in record.flags]
+        note = "; ".join(list(task.notes) + ([record.summary()] if record.summary() else []))
+        state.write(self.root, task.assignment, task.student,
+                    {"graded_at": time.time(), "seconds": seconds, "note": note, "flags": flags,
+                     "digest": task.digest, "timestamp": task.timestamp, "timings": record.timings})
+        return Outcome(task.assignment, task.student, "graded", note, seconds, flags=flags)
+
+
+def read_result(path: Path) -> result_mod.SubmissionResult:
+    """The result record the pipeline wrote (an empty one if the notebook has none)."""
+    try:
+        nb = nbformat.read(str(path), as_version=4)
+        return result_mod.read(nb) or result_mod.SubmissionResult()
+    except (OSError, ValueError):
+        return result_mod.SubmissionResult()
+
+
+def failure_reason(res: dict) -> str:
+    """What made nbgrader give up: the last line of its error that names an error."""
+    text = (res.get("error") or "") + "\n" + (res.get("log") or "")
+    for key, why in (("DeadKernelError", "the kernel died"), ("CellTimeoutError", "a cell timed out")):
+        if key in text:
+            return why
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "Please see the" not in ln
+             and "There was an error" not in ln]
+    named = [ln for ln in lines if "Error" in ln or "Exception" in ln]
+    return ((named or lines or ["unknown error"])[-1])[:200]
+
+
+def serve(spec: WorkerSpec, tasks, results, slot: int = 0) -> None:
+    """The worker process: grade tasks until a ``None`` arrives."""
+    import warnings
+
+    from .pool import die_with_parent
+
+    os.setsid()   # own process group: the parent can kill this worker together with what it started
+    die_with_parent()
+    warnings.filterwarnings("ignore", module="nbgrader")   # SQLAlchemy session warnings from nbgrader's api
+    options = GradingOptions.from_dict(spec.options)
+    if options.sandbox:
+        from ..sandbox import acquire_slot
+
+        slot, _token = acquire_slot(slot)   # this worker's sandbox user, for the worker's life
+        results.put(("slot", os.getpid(), slot))
+    worker = Worker(spec, slot)
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        results.put(("start", task, os.getpid(), time.monotonic()))
+        results.put(("done", worker.grade(task)))

@@ -1,0 +1,61 @@
+"""Every grading setting, with its default, in one place.
+
+``GradingOptions`` is a traitlets ``Configurable``: the course's ``nbgrader_config.py`` may set any
+of these (``c.GradingOptions.cell_timeout = 45``), and ``cnn-course autograde`` flags override
+them for one run. Nothing else in the tool holds a default of its own: the pipeline copies what
+nbgrader needs (the cell timeout, the output limits) into nbgrader's own settings from here.
+"""
+from __future__ import annotations
+
+from traitlets import Bool, Integer
+from traitlets.config import Configurable
+
+MiB = 2 ** 20
+
+
+class GradingOptions(Configurable):
+    # time
+    cell_timeout = Integer(30, help="Seconds a cell may run before it is interrupted").tag(config=True)
+    budget = Integer(300, help="Seconds one submission may take in all, out-of-kernel check included; later "
+                               "cells get at most what is left").tag(config=True)
+    jobs = Integer(0, help="Submissions graded at once (0: the number of cores)").tag(config=True)
+    max_restarts = Integer(3, help="Kernel restarts per notebook after a crash").tag(config=True)
+
+    # what runs
+    sandbox = Bool(True, help="Run student code in the bubblewrap sandbox (off only for trusted code)").tag(config=True)
+    out_of_kernel = Bool(True, help="Score every graded function again outside the kernel, on fresh "
+                                    "inputs").tag(config=True)
+
+    # sandbox limits (per submission)
+    memory_mib = Integer(2048, help="Memory of one submission's processes (cgroup; else per-process address "
+                                    "space)").tag(config=True)
+    max_processes = Integer(128, help="Processes and threads of one submission").tag(config=True)
+    scratch_mib = Integer(64, help="Size of the writable scratch folder").tag(config=True)
+    scratch_files = Integer(4096, help="Files and folders the scratch folder may hold").tag(config=True)
+    file_mib = Integer(64, help="Largest file a submission may write").tag(config=True)
+
+    # what is kept
+    max_cell_output_bytes = Integer(8 * MiB, help="Output kept per cell, every byte counted").tag(config=True)
+    max_notebook_output_bytes = Integer(32 * MiB, help="Output kept per notebook").tag(config=True)
+    max_output_lines = Integer(200, help="Lines kept per stream output (nbgrader's LimitOutput)").tag(config=True)
+
+    # what is accepted
+    max_submission_bytes = Integer(50 * MiB, help="Total size of one submission folder").tag(config=True)
+    max_submission_files = Integer(500, help="Files in one submission folder").tag(config=True)
+
+    def override(self, **values) -> "GradingOptions":
+        """Set the values that are not None (command-line flags); return self."""
+        for name, value in values.items():
+            if value is None:
+                continue
+            if not self.has_trait(name):
+                raise AttributeError(f"GradingOptions has no setting {name!r}")
+            setattr(self, name, value)
+        return self
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.trait_names(config=True)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "GradingOptions":
+        return cls().override(**values)
