@@ -103,6 +103,40 @@ CASES: dict[str, Case] = {
     "metadata_lost": Case("01_zero_padding", 5, note="metadata was missing",
                           why="every cell pasted into a fresh notebook: the nbgrader metadata is lost"),
     "corrupt": Case("01_zero_padding", None, status="corrupt", why="the notebook is not valid JSON"),
+    # ------------------------------------------------------------------ 02_conv_single_step
+    "zero_d": Case("02_conv_single_step", 5, why="a correct conv_single_step that returns a 0-d array"),
+    # ------------------------------------------------------------------ the attacks of the grading-engine issue
+    "forge_events": Case("07_relu", 5, flagged=RELU_CELLS,
+                         why="a wrong relu and a fake check_function; in the out-of-kernel checker the answer cell "
+                             "writes forged 'finished' and result events to every descriptor it has"),
+    "symlink_notebook": Case("07_relu", None, status="rejected", note="link",
+                             why="relu.ipynb is a symlink to the instructor's source notebook"),
+    "symlink_file": Case("07_relu", None, status="rejected", note="link",
+                         why="a correct notebook and a data file that is a symlink to a root-only file"),
+    "hardlink_file": Case("07_relu", None, status="rejected", note="hard link",
+                          why="a correct notebook and a hard link to a root-only file outside the submission"),
+    "zombie_survivor": Case("07_relu", 10,
+                            why="correct functions; a cell leaves a process whose main thread has exited while "
+                                "another thread hunts for the next students' kernels"),
+    "plant_symlinks": Case("07_relu", 10, note="kernel died",
+                           why="correct functions; a process plants symlinks to a canary file and to the gradebook "
+                               "in every folder it can write, then the kernel dies and is restarted"),
+    "*": Case("07_relu", None, status="rejected", note="not allowed",
+              why="a student folder named '*' (nbgrader treats ids as globs)"),
+    "=2+5": Case("07_relu", None, status="rejected", note="not allowed",
+                 why="a formula-shaped student id"),
+    "output_dicts": Case("07_relu", 10, note="output truncated",
+                         why="correct functions; displays with 60 MB in a JSON dict value and 60 MB in the output "
+                             "metadata"),
+    "script_output": Case("07_relu", 10,
+                          why="correct functions; outputs <script>, onerror=, javascript: links and a Javascript "
+                              "output, and a markdown cell with script"),
+    "fill_disk": Case("07_relu", 10,
+                      why="correct functions; a cell writes 3 GiB and creates 100,000 files in its scratch folder"),
+    "fake_graded": Case("07_relu", 10, note="grade",
+                        why="an extra graded cell worth 100 points that the source notebook does not have"),
+    "dup_grade_id": Case("07_relu", 10, note="grade",
+                         why="a copy of a test cell that keeps its grade_id"),
 }
 
 
@@ -135,6 +169,10 @@ def build_class(course: Path, port: int) -> None:
     def nb07(mistakes=()):
         return filled_notebook(course / "release/07_relu/relu.ipynb", course / "notebooks/07_relu/relu.ipynb",
                                list(mistakes))
+
+    def nb02(mistakes=()):
+        return filled_notebook(course / "release/02_conv_single_step/conv_single_step.ipynb",
+                               course / "notebooks/02_conv_single_step/conv_single_step.ipynb", list(mistakes))
 
     def nb01(mistakes=()):
         return filled_notebook(course / "release/01_zero_padding/zero_padding.ipynb",
@@ -300,16 +338,162 @@ def build_class(course: Path, port: int) -> None:
     fresh.cells = [new_code_cell(x.source) for x in nb.cells if x.cell_type == "code"]
     nbs["metadata_lost"] = fresh
 
+    # ------------------------------------------------------------------ 02
+    nb = nb02()
+    _cell(nb, "conv_single_step").source = (
+        "def conv_single_step(a_slice_prev, W, b):\n"
+        "    return np.asarray(np.sum(a_slice_prev * W) + b.item())   # a 0-d array\n")
+    nbs["zero_d"] = nb
+
+    # ------------------------------------------------------------------ the grading-engine issue's attacks
+    nb = nb07()
+    _cell(nb, "relu").source = (
+        "def relu(Z):\n    return Z.copy()\n\n"
+        "def check_function(fn, name, cases=None):\n    print('\\u2714', name, 'all checks passed')\n\n"
+        "import json as _json, os as _os, sys as _sys\n"
+        "if 'ipykernel' not in _sys.modules:            # only in the out-of-kernel checker\n"
+        "    _lines = [{'event': 'finished'}, {'event': 'func-undefined', 'function': 'relu'}]\n"
+        "    _lines += [{'event': 'result', 'function': 'relu', 'case': k, 'error': 'x'} for k in range(8)]\n"
+        "    _data = ''.join(_json.dumps(x) + '\\n' for x in _lines).encode()\n"
+        "    _fds = {int(a) for a in _sys.argv if a.isdigit()} | set(range(3, 40))\n"
+        "    for _fd in sorted(_fds):\n"
+        "        try:\n            _os.write(_fd, _data)\n        except OSError:\n            pass\n")
+    nbs["forge_events"] = nb
+
+    nbs["symlink_notebook"] = None          # made below: a link, not a file
+    nbs["symlink_file"] = nb07()
+    nbs["hardlink_file"] = nb07()
+
+    nb = nb07()
+    _insert_after(nb, "test_relu_backward_hidden",
+                  "import os, threading, time\n"
+                  "def _hunt():\n"
+                  "    end = time.time() + 120\n"
+                  "    while time.time() < end:\n"
+                  "        for pid in os.listdir('/proc'):\n"
+                  "            if pid.isdigit() and int(pid) != os.getpid():\n"
+                  "                try:\n"
+                  "                    open(f'/proc/{pid}/root/tmp/pwned-by-zombie', 'w').write('x')\n"
+                  "                    open(f'/proc/{pid}/cwd/pwned-by-zombie', 'w').write('x')\n"
+                  "                except OSError:\n"
+                  "                    pass\n"
+                  "        time.sleep(0.2)\n"
+                  "if os.fork() == 0:\n"
+                  "    os.setsid()\n"
+                  "    threading.Thread(target=_hunt).start()\n"
+                  "    import ctypes\n"
+                  "    ctypes.CDLL(None).syscall(60, 0)        # exit the main thread only (SYS_exit)\n"
+                  "print('survivor started')\n")
+    nbs["zombie_survivor"] = nb
+
+    canary = course / "canary.txt"
+    canary.write_text("canary\n")
+    nb = nb07()
+    _insert_after(nb, "test_relu_hidden",
+                  "import os, time\n"
+                  f"targets = [{str(canary)!r}, {c + '/gradebook.db'!r}]\n"
+                  "if os.fork() == 0:\n"
+                  "    os.setsid()\n"
+                  "    end = time.time() + 60\n"
+                  "    while time.time() < end:\n"
+                  "        tops = {os.getcwd(), os.environ.get('HOME', '/'), '/tmp', '/var/tmp', '/dev/shm', '/run'}\n"
+                  "        tops |= {os.path.join('/', x) for x in os.listdir('/') if os.access(os.path.join('/', x), os.W_OK)}\n"
+                  "        dirs = [d for t in tops if os.path.isdir(t) and not t.startswith(('/proc', '/sys'))\n"
+                  "                for d, _, _ in os.walk(t)]\n"
+                  "        for d in dirs:\n"
+                  "            if not os.access(d, os.W_OK):\n"
+                  "                continue\n"
+                  "            for i, name in enumerate(['kernel.json', 'kernel-1.json', 'kernel2.json', 'kernel-ipc-1',\n"
+                  "                                      'connection.json', 'kernel2.log', 'shell', 'iopub']):\n"
+                  "                p = os.path.join(d, name)\n"
+                  "                try:\n"
+                  "                    os.symlink(targets[i % 2], p)\n"
+                  "                except OSError:\n"
+                  "                    pass\n"
+                  "        time.sleep(0.05)\n"
+                  "    os._exit(0)\n"
+                  "time.sleep(1)\n"
+                  "os._exit(1)\n")
+    nbs["plant_symlinks"] = nb
+
+    nbs["*"] = nb07()
+    nbs["=2+5"] = nb07()
+
+    nb = nb07()
+    _insert_after(nb, "test_relu_backward_hidden",
+                  "from IPython.display import display\n"
+                  "display({'application/json': {'k': 'z' * 60_000_000}}, raw=True)\n"
+                  "display({'text/plain': 'meta'}, raw=True, metadata={'big': 'y' * 60_000_000})\n")
+    nbs["output_dicts"] = nb
+
+    nb = nb07()
+    _insert_after(nb, "test_relu_backward_hidden",
+                  "from IPython.display import HTML, Javascript, display\n"
+                  "print('<script>document.title = \"pwned-print\"</script>')\n"
+                  "display(HTML('<img src=x onerror=\"document.title=\\'pwned-img\\'\">'\n"
+                  "             '<a href=\"javascript:document.title=1\">click</a><script>window.pwned = 1</script>'))\n"
+                  "display(Javascript('window.pwned = 2; document.title = \"pwned-js\"'))\n")
+    nb.cells.append(nbformat.v4.new_markdown_cell(
+        "<script>document.title = 'pwned-md'</script><img src=x onerror=\"window.pwned=3\">"))
+    nbs["script_output"] = nb
+
+    nb = nb07()
+    _insert_after(nb, "test_relu_backward_hidden",
+                  "import os\n"
+                  "try:\n"
+                  "    with open('big.bin', 'wb') as fh:\n"
+                  "        for _ in range(3 * 1024):\n"
+                  "            fh.write(b'x' * 2 ** 20)\n"
+                  "    print('WROTE 3 GiB')\n"
+                  "except OSError as exc:\n"
+                  "    print('DISK FULL after', os.path.getsize('big.bin') // 2 ** 20, 'MiB', exc.errno)\n"
+                  "os.remove('big.bin')\n"
+                  "os.makedirs('many', exist_ok=True)\n"
+                  "made = 0\n"
+                  "try:\n"
+                  "    for i in range(100_000):\n"
+                  "        open(f'many/{i}', 'w').close()\n"
+                  "        made += 1\n"
+                  "    print('MADE 100000 files')\n"
+                  "except OSError as exc:\n"
+                  "    print('INODES FULL after', made, 'files', exc.errno)\n")
+    nbs["fill_disk"] = nb
+
+    nb = nb07()
+    bonus = new_code_cell("print('free points')")
+    bonus.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True, "points": 100,
+                                  "grade_id": "bonus", "schema_version": 3}
+    nb.cells.insert(3, bonus)
+    nbs["fake_graded"] = nb
+
+    nb = nb07()
+    copy_of_test = nbformat.from_dict(json.loads(json.dumps(_cell(nb, "test_relu_canonical"))))
+    copy_of_test.source = "print('the same grade id, another cell')"
+    nb.cells.insert(3, copy_of_test)
+    nbs["dup_grade_id"] = nb
+
+    notebook_of = {"07_relu": "relu.ipynb", "01_zero_padding": "zero_padding.ipynb",
+                   "02_conv_single_step": "conv_single_step.ipynb"}
     for student, nb in nbs.items():
+        if nb is None:
+            continue
         a = CASES[student].assignment
         folder = course / "submitted" / student / a
         folder.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, str(folder / ("relu.ipynb" if a == "07_relu" else "zero_padding.ipynb")))
+        nbformat.write(nb, str(folder / notebook_of[a]))
         for name, text in extra_files.get(student, {}).items():
             (folder / name).write_text(text)
     folder = course / "submitted" / "corrupt" / "01_zero_padding"
     folder.mkdir(parents=True)
     (folder / "zero_padding.ipynb").write_text('{"cells": [ {"cell_type": "code", "sou')
+    folder = course / "submitted" / "symlink_notebook" / "07_relu"
+    folder.mkdir(parents=True)
+    (folder / "relu.ipynb").symlink_to("../../../notebooks/07_relu/relu.ipynb")
+    secret = course / "root-only.txt"
+    secret.write_text("SECRET-ROOT-ONLY\n")
+    secret.chmod(0o600)
+    (course / "submitted" / "symlink_file" / "07_relu" / "data.txt").symlink_to(secret)
+    os.link(secret, course / "submitted" / "hardlink_file" / "07_relu" / "data.txt")
     assert set(CASES) == set(nbs) | {"corrupt"}
 
 
@@ -327,7 +511,7 @@ def graded(tmp_path_factory):
 
     course = make_course(tmp_path_factory.mktemp("adversarial"))
     config = load_config(course)
-    release(config, ["01_zero_padding", "07_relu"], stream=io.StringIO())
+    release(config, ["01_zero_padding", "02_conv_single_step", "07_relu"], stream=io.StringIO())
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
@@ -353,14 +537,15 @@ def graded(tmp_path_factory):
     before = _digest(watched)
     log = io.StringIO()
     t0 = time.monotonic()
-    outcomes = ag.autograde(course, ["01_zero_padding", "07_relu"], jobs=2, cell_timeout=CELL_TIMEOUT,
-                            budget=BUDGET, stream=log)
+    outcomes = ag.autograde(course, ["01_zero_padding", "02_conv_single_step", "07_relu"], jobs=2,
+                            cell_timeout=CELL_TIMEOUT, budget=BUDGET, stream=log)
     seconds = time.monotonic() - t0
     stop.set()
     thread.join(2)
     listener.close()
     api = make_api(load_config(course, overrides=feedback_overrides()))
-    feedback = {a: api.generate_feedback(a, None, force=True) for a in ("01_zero_padding", "07_relu")}
+    feedback = {a: api.generate_feedback(a, None, force=True)
+                for a in ("01_zero_padding", "02_conv_single_step", "07_relu")}
     text, _ = report(config, course / "reports")
     return {"course": course, "config": config, "outcomes": {o.student: o for o in outcomes}, "log": log.getvalue(),
             "table": ag.summary_table(outcomes),
@@ -370,7 +555,9 @@ def graded(tmp_path_factory):
 
 def _autograded(graded, student) -> str:
     a = CASES[student].assignment
-    path = graded["course"] / "autograded" / student / a / ("relu.ipynb" if a == "07_relu" else "zero_padding.ipynb")
+    names = {"07_relu": "relu.ipynb", "01_zero_padding": "zero_padding.ipynb",
+             "02_conv_single_step": "conv_single_step.ipynb"}
+    path = graded["course"] / "autograded" / student / a / names[a]
     nb = nbformat.read(str(path), as_version=4)
     out = []
     for cell in nb.cells:
@@ -404,7 +591,7 @@ def test_score_and_outcome(graded, student):
         assert o.score in (None, 0)
     else:
         assert o.score == case.expected, f"{student} ({case.why}): score {o.score}, outcome {o}"
-        assert o.max_score == (10 if case.assignment == "07_relu" else 5)
+        assert o.max_score == (10 if case.assignment == "07_relu" else 5), "a fake graded cell changed the points"
     assert case.note in o.reason, f"{student}: expected {case.note!r} in the outcome: {o.reason!r}"
 
 
@@ -416,7 +603,8 @@ def test_flags_in_gradebook_and_report(graded, student):
     flagged_lines = [ln for ln in report.splitlines() if ln.strip().startswith(f"{student} ")]
     for gid in case.flagged:
         auto, manual, score, _ = grades[(student, case.assignment, gid)]
-        assert auto and auto > 0 and manual == 0 and score == 0, (student, gid, grades[(student, case.assignment, gid)])
+        # the out-of-kernel verdict makes nbgrader itself score the cell 0; nothing is written by hand
+        assert auto == 0 and manual is None and score == 0, (student, gid, grades[(student, case.assignment, gid)])
         assert any(f"{case.assignment}/{gid}: FLAG" in ln for ln in flagged_lines), report
         assert any(f"FLAG {gid}" in f for f in graded["outcomes"][student].flags)
     if not case.flagged:
@@ -430,8 +618,7 @@ def test_everyone_else_intact(graded):
     for (s, a, g), (auto, manual, score, mx) in grades.items():
         if s in ("alice", "alice01"):
             assert auto == mx and manual is None and score == mx, (s, a, g)
-        if manual is not None:
-            assert manual == 0 and g in CASES[s].flagged, f"unexpected manual score {manual} for {s} {a}/{g}"
+        assert manual is None, f"unexpected manual score {manual} for {s} {a}/{g}"
     con = sqlite3.connect(graded["course"] / "gradebook.db")
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     con.close()
@@ -465,7 +652,8 @@ def test_feedback_never_leaks_hidden_tests(graded):
 
     assert all(r.get("success") for r in graded["feedback"].values()), graded["feedback"]
     secrets = {a: hidden_test_texts(nbformat.read(str(ROOT / "notebooks" / a / f"{n}.ipynb"), as_version=4))
-               for a, n in (("07_relu", "relu"), ("01_zero_padding", "zero_padding"))}
+               for a, n in (("07_relu", "relu"), ("01_zero_padding", "zero_padding"),
+                            ("02_conv_single_step", "conv_single_step"))}
     pages = sorted((graded["course"] / "feedback").rglob("*.html"))
     assert len(pages) >= 20
     for page in pages:
@@ -485,3 +673,72 @@ def test_sandbox_report_and_timing(graded):
     assert graded["seconds"] < 400, f"the adversarial class took {graded['seconds']:.0f} s"
     print(f"\nadversarial class: {len(CASES)} submissions graded in {graded['seconds']:.0f} s\n{first}\n"
           f"{graded['table']}")
+
+
+# --------------------------------------------------------------------------- the grading-engine issue's attacks
+def _files_under(*folders):
+    return [p for f in folders if f.exists() for p in f.rglob("*") if p.is_file()]
+
+
+def test_links_are_rejected_and_nothing_leaks(graded):
+    course = graded["course"]
+    for student in ("symlink_notebook", "symlink_file", "hardlink_file"):
+        o = graded["outcomes"][student]
+        assert o.status == "rejected" and student in graded["log"], (student, o)
+        assert not (course / "autograded" / student).exists()
+    hidden = "### BEGIN HIDDEN TESTS"
+    for path in _files_under(course / "autograded", course / "feedback"):
+        data = path.read_bytes()
+        assert b"SECRET-ROOT-ONLY" not in data, f"a root-only file leaked into {path}"
+        assert hidden.encode() not in data, f"the instructor's hidden tests leaked into {path}"
+
+
+def test_unsafe_student_ids_never_reach_nbgrader(graded):
+    for student in ("*", "=2+5"):
+        o = graded["outcomes"][student]
+        assert o.status == "rejected" and "rename the folder" in o.reason, o
+    grades = _grades(graded)
+    assert not [k for k in grades if k[0] in ("*", "=2+5")]
+    assert graded["outcomes"]["alice"].score == 10
+
+
+def test_no_survivor_reaches_anyone(graded):
+    import psutil
+
+    left = [p.info for p in psutil.process_iter(["pid", "username", "cmdline"])
+            if (p.info["username"] or "").startswith("cnngrader")]
+    assert not left, f"sandbox processes outlived the run: {left}"
+    assert not list(Path("/tmp").rglob("pwned-by-zombie"))
+    assert not list(graded["course"].rglob("pwned-by-zombie"))
+
+
+def test_planted_symlinks_are_never_followed(graded):
+    course = graded["course"]
+    assert (course / "canary.txt").read_text() == "canary\n"
+    con = sqlite3.connect(course / "gradebook.db")
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
+
+
+def test_every_output_byte_is_capped(graded):
+    path = graded["course"] / "autograded" / "output_dicts" / "07_relu" / "relu.ipynb"
+    assert path.stat().st_size < 9 * 2 ** 20, path.stat().st_size
+
+
+def test_no_active_content_reaches_the_instructor(graded):
+    course = graded["course"]
+    nb_text = (course / "autograded" / "script_output" / "07_relu" / "relu.ipynb").read_text()
+    page = (course / "feedback" / "script_output" / "07_relu" / "relu.html").read_text()
+    for text, where in ((nb_text, "autograded notebook"), (page, "feedback")):
+        low = text.lower()
+        for bad in ("<script>document.title", "window.pwned", "onerror=", "javascript:document",
+                    "application/javascript"):
+            assert bad not in low, f"{bad!r} survives in the {where}"
+
+
+def test_scratch_is_bounded(graded):
+    out = _autograded(graded, "fill_disk")
+    assert "WROTE 3 GiB" not in out and "MADE 100000" not in out, out[-1000:]
+    full = [ln for ln in out.splitlines() if ln.startswith("DISK FULL after")]
+    assert full and int(full[0].split()[3]) <= 64, out[-1000:]
+    assert "INODES FULL after" in out

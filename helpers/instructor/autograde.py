@@ -1,359 +1,101 @@
-"""Parallel autograding on top of ``NbGraderAPI.autograde``.
+"""``cnn-course autograde``: grade a class, in parallel, in the sandbox, with grades students cannot forge.
 
-N worker processes each build one ``NbGraderAPI`` and take submissions from a queue, so the
-import and start-up cost is paid once per worker, not once per student. All workers write the
-same gradebook (SQLite waits for the lock; any SQLAlchemy URL nbgrader accepts works).
+The steps, each in its own module of :mod:`helpers.instructor.grading`:
 
-Robustness:
+1. :mod:`~.grading.discover` finds the submissions, rejects unsafe student ids and folders that
+   hold anything but regular files, stages a root-owned copy of each submission, and decides what
+   needs grading (new, resubmitted or interrupted; unchanged ones are skipped);
+2. the sandbox is probed and the first line of output says what is enforced
+   (:func:`helpers.instructor.sandbox.probe`);
+3. :mod:`~.grading.pool` runs N workers (:mod:`~.grading.worker`); each grades with nbgrader's
+   ``Autograde`` and this tool's pipeline (:mod:`~.grading.pipeline`);
+4. the scores are read from the gradebook into the outcomes, and a summary table is printed.
 
-- each cell has a timeout (``--cell-timeout``), and each submission a whole-notebook time
-  budget (``--budget``): later cells get at most what is left of the budget, and a worker that
-  overruns the budget by a margin is killed with its kernels and replaced;
-- a corrupt notebook (unreadable JSON) is reported by student and reason and not executed;
-  a missing notebook is reported and graded as zero; a dead kernel or a timeout is reported;
-  the rest of the class is still graded;
-- it is idempotent: a finished submission is recorded in ``.cnn-course-state/`` and skipped on
-  the next run; one that was interrupted (an autograded folder without the record) is graded
-  again with ``force``; ``--force`` regrades everything. nbgrader replaces a submission's grades
-  rather than adding to them, so nothing is doubled.
-
-Grading that students cannot game or break (``sandbox=True``, the default; see
-:mod:`helpers.instructor.safegrade`, :mod:`helpers.instructor.sandbox` and
-:mod:`helpers.instructor.outofkernel`):
-
-- each kernel runs sandboxed: as root, as the worker slot's own unprivileged user
-  (``cnngrader0``, ``cnngrader1``, ... created on first use), with no network, a private root file
-  system without the course directory, the sources, the gradebook or other submissions, and
-  resource limits; not as root, whatever of that the system allows (a user namespace), and the
-  first line of output says what could not be applied;
-- every graded function is checked again outside the kernel on fresh random inputs; when the
-  kernel's test passed and that check did not, the test cell scores 0 and is flagged (``FLAG``);
-- a dead or stuck kernel is restarted and grading goes on, so points already earned stay;
-- the time budget covers the whole submission, out-of-kernel check included.
+A corrupt or hostile submission is reported by name while the rest of the class is graded; a
+crash leaves the gradebook as it was (nbgrader replaces a submission's grades, never adds).
+Every setting and its default: :class:`helpers.instructor.options.GradingOptions`.
 """
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
-import queue
-import shutil
-import signal
-import sys
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
-import nbformat
-
 from .course import ASSIGNMENTS, get
+from .grading.discover import discover
+from .grading.outcome import Outcome, Task
+from .grading.pool import Progress, run
+from .grading.state import STATE_DIR
+from .grading.worker import WorkerSpec, policy_for
 from .nbapi import CourseError, gradebook, load_config, make_api
+from .options import GradingOptions
 
-STATE_DIR = ".cnn-course-state"
-
-
-@dataclass
-class Task:
-    assignment: str
-    student: str
-    force: bool = False
+__all__ = ["Outcome", "Task", "autograde", "discover", "summary_table", "outcomes_json", "STATE_DIR",
+           "grading_options"]
 
 
-@dataclass
-class Outcome:
-    assignment: str
-    student: str
-    status: str            # graded | skipped | failed | corrupt | missing
-    reason: str = ""
-    seconds: float = 0.0
-    score: float | None = None
-    max_score: float | None = None
-    flags: list = field(default_factory=list)   # "FLAG <test cell>: why": out-of-kernel check overrode a pass
+def grading_options(config, **overrides) -> GradingOptions:
+    """The course's GradingOptions (``c.GradingOptions`` in nbgrader_config.py), with ``overrides``."""
+    return GradingOptions(config=config).override(**overrides)
 
 
-@dataclass
-class Settings:
-    root: str
-    db_url: str | None = None
-    cell_timeout: int = 30
-    budget: int = 300
-    max_output_lines: int = 200
-    config_file: str | None = None
-    sandbox: bool = True
-    out_of_kernel: bool = True
-    policy: dict | None = None       # sandbox.Policy fields (limits, ...); the slot is set per worker
+def autograde(root: Path | str, assignments: list[str] | None = None, *, student: str | None = None,
+              force: bool = False, db_url: str | None = None, config_file: str | None = None, stream=None,
+              options: dict | None = None, **settings) -> list[Outcome]:
+    """Grade every submission (or one student's) of the given assignments.
 
-    def overrides(self) -> dict:
-        return {"Execute": {"timeout": int(self.cell_timeout), "interrupt_on_timeout": True},
-                "OverwriteCells": {"add_missing_cells": True},
-                "LimitOutput": {"max_lines": int(self.max_output_lines), "max_traceback": 50}}
-
-    def config(self):
-        return load_config(self.root, self.db_url, self.config_file, self.overrides())
-
-    def make_policy(self, slot: int = 0):
-        from .sandbox import Policy
-
-        policy = Policy.from_dict(self.policy)
-        policy.slot = slot
-        policy.enabled = bool(self.sandbox)
-        policy.limits.cpu_seconds = max(policy.limits.cpu_seconds, int(self.budget) + 30)
-        return policy
-
-    def worker_config(self, slot: int):
-        """The config of a grading worker: the course's, with the safe pipeline of :mod:`.safegrade`."""
-        from .safegrade import configure
-
-        config = self.config()
-        configure(config, policy=self.make_policy(slot), sandbox_enabled=self.sandbox,
-                  out_of_kernel=self.out_of_kernel, deadline_func=lambda: _DEADLINE[0])
-        return config
-
-
-# --------------------------------------------------------------------------- discovery
-def _state_file(root: Path, assignment: str, student: str) -> Path:
-    return root / STATE_DIR / assignment / f"{student}.json"
-
-
-def discover(root: Path, assignments: list[str], student: str | None = None, force: bool = False):
-    """Split the submissions under ``submitted/`` into tasks to grade and outcomes already known."""
-    submitted = root / "submitted"
-    if not submitted.is_dir():
-        raise CourseError(f"no submitted/ folder under {root}: put each submission in "
-                          f"submitted/<student>/<assignment>/<notebook>.ipynb")
-    students = sorted(p.name for p in submitted.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if student is not None:
-        if student not in students:
-            raise CourseError(f"no submissions from student {student!r} under {submitted}")
-        students = [student]
-    tasks, known = [], []
-    for a_id in assignments:
-        a = get(a_id)
-        for s in students:
-            folder = submitted / s / a_id
-            if not folder.is_dir():
-                continue
-            nb_path = folder / f"{a.notebook}.ipynb"
-            task = Task(a_id, s)
-            if not nb_path.exists():
-                known.append(Outcome(a_id, s, "missing", f"no {a.notebook}.ipynb in submitted/{s}/{a_id}; "
-                                                         "scored 0"))
-                continue
-            else:
-                try:
-                    nbformat.read(str(nb_path), as_version=4)
-                except Exception as exc:
-                    known.append(Outcome(a_id, s, "corrupt", f"{nb_path.name} is not a readable notebook: "
-                                                             f"{type(exc).__name__}: {str(exc)[:120]}"))
-                    continue
-            done = _state_file(root, a_id, s).exists()
-            graded_dir = root / "autograded" / s / a_id
-            if force:
-                task.force = True
-            elif done and graded_dir.exists():
-                known.append(Outcome(a_id, s, "skipped", "already graded (use --force to regrade)"))
-                continue
-            elif graded_dir.exists():
-                task.force = True   # interrupted earlier: grade again from scratch
-            tasks.append(task)
-    return tasks, known
-
-
-# --------------------------------------------------------------------------- worker
-_DEADLINE = [float("inf")]
-
-
-def _budget_timeout(settings: Settings):
-    def timeout_for(cell) -> int:
-        left = _DEADLINE[0] - time.monotonic()
-        return max(1, int(min(settings.cell_timeout, left)))
-    return timeout_for
-
-
-def _failure_reason(log: str) -> str:
-    """The error that made nbgrader give up: the last ``SomeError: message`` line before its own
-    generic 'Please see the above traceback'."""
-    import re
-
-    found = [m.group(0).strip() for m in re.finditer(r"^\s*[\w.]*(?:Error|Exception|Exit)\b: .+$", log, re.M)
-             if "Please see the" not in m.group(0) and "There was an error" not in m.group(0)]
-    if found:
-        return found[-1][:200]
-    last = [ln for ln in log.strip().splitlines() if ln.strip()][-1:] or ["unknown error"]
-    return last[0][:200]
-
-
-def _reason_from_log(log: str) -> str:
-    for key, text in (("CellTimeoutError", "a cell timed out"), ("DeadKernelError", "the kernel died"),
-                      ("kernel died", "the kernel died"), ("UnresponsiveKernel", "the kernel stopped responding")):
-        if key in log:
-            return text
-    return ""
-
-
-def _worker(settings: Settings, tasks: mp.Queue, results: mp.Queue, slot: int = 0) -> None:
-    os.setsid()  # own process group: the parent can kill this worker together with its kernels
-    _die_with_parent()
-    import warnings
-
-    from . import safegrade, sandbox
-
-    if settings.sandbox:
-        # this worker's sandbox user, locked for the worker's life against other grading runs
-        slot, _token = sandbox.acquire_slot(slot)
-        results.put(("slot", os.getpid(), slot))
-        if _token is not None:   # root: the slot is locked, so its old folders are nobody's
-            sandbox.remove_stale_boxes(slot)
-    warnings.filterwarnings("ignore", module="nbgrader")   # SQLAlchemy session warnings from nbgrader's api
-    config = settings.worker_config(slot)
-    config.Execute.timeout_func = _budget_timeout(settings)
-    api = make_api(config)
-    root = Path(settings.root)
-    while True:
-        task = tasks.get()
-        if task is None:
-            return
-        results.put(("start", task, os.getpid(), time.monotonic()))
-        _DEADLINE[0] = time.monotonic() + settings.budget
-        safegrade.NOTES.clear()
-        t0 = time.monotonic()
-        try:
-            res = api.autograde(task.assignment, task.student, force=task.force, create=True)
-        except Exception as exc:  # nbgrader normally reports through the result dict
-            res = {"success": False, "error": f"{type(exc).__name__}: {exc}"}
-        seconds = time.monotonic() - t0
-        log = (res.get("log") or "") + (res.get("error") or "")
-        notes = list(safegrade.NOTES)
-        flags = [n for n in notes if n.startswith("FLAG")]
-        if res.get("success"):
-            state = _state_file(root, task.assignment, task.student)
-            state.parent.mkdir(parents=True, exist_ok=True)
-            note = "; ".join(flags + [n for n in notes if n not in flags]) or _reason_from_log(log)
-            state.write_text(json.dumps({"graded_at": time.time(), "seconds": seconds, "note": note,
-                                         "flags": flags}))
-            results.put(("done", Outcome(task.assignment, task.student, "graded", note, seconds, flags=flags)))
-        else:
-            results.put(("done", Outcome(task.assignment, task.student, "failed",
-                                         _reason_from_log(log) or _failure_reason(log), seconds, flags=flags)))
-
-
-def _die_with_parent() -> None:
-    """Linux: have the kernel SIGKILL this worker when the grading process dies (say, kill -9), so
-    that no orphaned worker goes on writing the gradebook under a rerun. Its kernels follow within a
-    second (ipykernel polls JPY_PARENT_PID)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except Exception:
-        pass
-    if os.getppid() == 1:   # the parent died before prctl took effect
-        os._exit(1)
-
-
-# --------------------------------------------------------------------------- parent
-class _Progress:
-    def __init__(self, total: int, stream=None):
-        self.total, self.done, self.stream = total, 0, stream or sys.stdout
-        self.t0 = time.monotonic()
-
-    def line(self, o: Outcome) -> None:
-        self.done += 1
-        width = 24
-        filled = int(width * self.done / max(self.total, 1))
-        bar = "#" * filled + "." * (width - filled)
-        mark = {"graded": "ok", "skipped": "--", "failed": "FAIL", "corrupt": "FAIL", "missing": "FAIL"}[o.status]
-        extra = f"  ({o.reason})" if o.reason else ""
-        print(f"[{bar}] {self.done:>4}/{self.total}  {mark:<4} {o.assignment} / {o.student}  "
-              f"{o.seconds:5.1f} s{extra}", file=self.stream, flush=True)
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-SANDBOX_REPORT: list = []   # the last sandbox probe's SandboxReport (what was and was not applied)
-
-
-def autograde(root: Path | str, assignments: list[str] | None = None, *, jobs: int | None = None,
-              student: str | None = None, force: bool = False, db_url: str | None = None,
-              cell_timeout: int = 30, budget: int = 300, stream=None, config_file: str | None = None,
-              sandbox: bool = True, out_of_kernel: bool = True, limits: dict | None = None) -> list[Outcome]:
-    """Grade every submission (or one student's) of the given assignments, ``jobs`` at a time.
-
-    ``sandbox=False`` runs student code as the grading user, unconfined (only for trusted code);
-    ``out_of_kernel=False`` skips the out-of-kernel check; ``limits`` overrides fields of
-    :class:`helpers.instructor.sandbox.Limits` (``address_space``, ``cpu_seconds``, ``processes``,
-    ``file_size``, ``open_files``).
+    ``options`` and ``settings`` are :class:`GradingOptions` values (``jobs``, ``cell_timeout``,
+    ``budget``, ``sandbox``, ``out_of_kernel``, ...); ``None`` keeps the course's setting.
     """
     root = Path(root).resolve()
     ids = [a.id for a in ASSIGNMENTS] if not assignments else list(assignments)
     for a in ids:
-        get(a)  # unknown assignment -> CourseError-like ValueError
-    settings = Settings(str(root), db_url, cell_timeout, budget, config_file=config_file, sandbox=sandbox,
-                        out_of_kernel=out_of_kernel, policy={"limits": dict(limits)} if limits else None)
-    config = settings.config()  # fail early on an unreadable config
+        get(a)
+    config = load_config(root, db_url, config_file)   # fails early on an unreadable config
+    opts = grading_options(config, **{**(options or {}), **settings})
     tasks, outcomes = discover(root, ids, student, force)
-    progress = _Progress(len(tasks) + len(outcomes), stream)
+    progress = Progress(len(tasks) + len(outcomes), stream)
+    jobs = max(1, min(opts.jobs or os.cpu_count() or 1, len(tasks) or 1))
     if tasks:
-        jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
-        _check_sandbox(settings, config, jobs, progress.stream)
+        print(check_sandbox(opts, jobs), file=progress.stream, flush=True)
     for o in outcomes:
         progress.line(o)
-    _ensure_students(settings, {t.student for t in tasks} | {o.student for o in outcomes})
+    _ensure_students(config, {t.student for t in tasks} | {o.student for o in outcomes if o.status != "rejected"})
     if tasks:
-        _ensure_released(settings, {t.assignment for t in tasks})
-        outcomes += _run_pool(settings, tasks, jobs, progress)
-    _fill_scores(settings, outcomes)
+        _ensure_released(config, {t.assignment for t in tasks})
+        spec = WorkerSpec(str(root), db_url, config_file, opts.as_dict())
+        outcomes += run(spec, tasks, jobs, progress)
+    _fill_scores(config, outcomes)
     return outcomes
 
 
-def _secret_paths(config) -> list[str]:
-    cd = config.CourseDirectory
-    root = cd.root
-    paths = [root, os.path.realpath(os.path.join(root, cd.get("source_directory", "source")))]
-    db = cd.get("db_url", "") or ""
-    if db.startswith("sqlite:///"):
-        paths.append(db[len("sqlite:///"):].split("?")[0])
-    return paths
-
-
-def _check_sandbox(settings: Settings, config, jobs: int, stream) -> None:
-    """Create the sandbox users, start one probe, and say what is and is not enforced."""
+def check_sandbox(opts: GradingOptions, jobs: int) -> str:
+    """Create the sandbox users, run one probe, and say in one line what is and is not enforced."""
     from .sandbox import SandboxError, ensure_users, probe
 
-    SANDBOX_REPORT.clear()
-    if not settings.sandbox:
-        print("sandbox: OFF: student code runs as the grading user, with its file access, the network and "
-              "no limits", file=stream, flush=True)
-        return
+    if not opts.sandbox:
+        return ("sandbox: OFF (--no-sandbox): student code runs as the grading user, with its file access, "
+                "the network and no limits")
     try:
         ensure_users(jobs)
-        report, _ = probe(settings.make_policy(0), secret=_secret_paths(config))
+        return probe(policy_for(opts, 0)).summary()
     except SandboxError as exc:
         raise CourseError(f"the grading sandbox does not work here: {exc}. Fix it, or grade trusted "
-                          f"submissions without it (sandbox=False)") from None
-    SANDBOX_REPORT.append(report)
-    print(report.summary(), file=stream, flush=True)
+                          f"submissions without it (--no-sandbox)") from None
 
 
-def _ensure_students(settings: Settings, students: set) -> None:
-    """Create every student row up front, in one process: two workers grading the same student's
+def _ensure_students(config, students: set) -> None:
+    """Every student row up front, in one process: two workers grading the same student's
     assignments at once would otherwise both try to create that student, and one would fail.
-    It also puts students whose notebook is missing or corrupt in the gradebook, with nothing earned."""
-    with gradebook(settings.config()) as gb:
+    Students whose notebook is missing or corrupt are in the gradebook too, with nothing earned."""
+    with gradebook(config) as gb:
         for s in sorted(students):
             gb.update_or_create_student(s)
 
 
-def _ensure_released(settings: Settings, assignment_ids: set) -> None:
+def _ensure_released(config, assignment_ids: set) -> None:
     """nbgrader grades against the gradebook's copy of the source: make sure each assignment is there."""
-    config = settings.config()
     with gradebook(config) as gb:
         known = {a.name for a in gb.assignments}
     missing = sorted(assignment_ids - known)
@@ -365,141 +107,16 @@ def _ensure_released(settings: Settings, assignment_ids: set) -> None:
                 raise CourseError(f"could not generate {a} from the source notebooks: {res.get('error', '')[-300:]}")
 
 
-def _kill_slot(settings: Settings, slot: int) -> None:
-    """Kill whatever a dead worker's sandbox user still runs (root only), unless another grading run
-    has taken that slot in the meantime (its lock tells)."""
-    if not settings.sandbox or os.geteuid() != 0:
-        return
-    import pwd
-
-    from .sandbox import acquire_slot, kill_processes, release_slot
-
-    got, token = acquire_slot(slot)
-    try:
-        if got != slot:
-            return
-        try:
-            uid = pwd.getpwnam(settings.make_policy(slot).user_name).pw_uid
-        except KeyError:
-            return
-        kill_processes(uid=uid)
-    finally:
-        release_slot(token)
-
-
-def _run_pool(settings: Settings, tasks: list[Task], jobs: int, progress: _Progress) -> list[Outcome]:
-    ctx = mp.get_context("spawn")
-    task_q, result_q = ctx.Queue(), ctx.Queue()
-    for t in tasks:
-        task_q.put(t)
-    jobs = max(1, min(jobs, len(tasks)))
-    workers = {}
-    slots: dict[int, int] = {}   # worker pid -> sandbox slot (one sandbox user per slot)
-
-    def start_worker(slot=None):
-        if slot is None:
-            used = set(slots.values())
-            slot = next(i for i in range(jobs + len(used) + 1) if i not in used)
-        p = ctx.Process(target=_worker, args=(settings, task_q, result_q, slot), daemon=True)
-        p.start()
-        workers[p.pid] = p
-        slots[p.pid] = slot
-
-    for _ in range(jobs):
-        start_worker()
-    running: dict[int, tuple[Task, float]] = {}
-    outcomes: list[Outcome] = []
-    hard_limit = settings.budget + max(30, settings.cell_timeout * 2)
-    deaths = 0
-    try:
-        while len(outcomes) < len(tasks):
-            try:
-                msg = result_q.get(timeout=0.5)
-            except queue.Empty:
-                msg = None
-            if msg and msg[0] == "slot":
-                if msg[1] in slots:
-                    slots[msg[1]] = msg[2]
-            elif msg and msg[0] == "start":
-                _, task, pid, t0 = msg
-                running[pid] = (task, time.monotonic())
-            elif msg and msg[0] == "done":
-                o = msg[1]
-                running.pop(next((pid for pid, (t, _) in running.items()
-                                  if (t.assignment, t.student) == (o.assignment, o.student)), None), None)
-                outcomes.append(o)
-                progress.line(o)
-            now = time.monotonic()
-            for pid, p in list(workers.items()):
-                if not p.is_alive() and pid not in running:   # died between tasks, or at start-up
-                    del workers[pid]
-                    slot = slots.pop(pid)
-                    _kill_slot(settings, slot)
-                    deaths += 1
-                    if deaths > 2 * jobs:
-                        raise CourseError(f"grading workers keep dying (last exit code {p.exitcode}); "
-                                          "run with --jobs 1 to see why")
-                    if len(outcomes) + len(running) < len(tasks):
-                        start_worker(slot)
-                    continue
-                over = pid in running and now - running[pid][1] > hard_limit
-                if over or (not p.is_alive() and pid in running):
-                    task, t0 = running.pop(pid)
-                    _kill_group(pid)
-                    p.join(5)
-                    del workers[pid]
-                    slot = slots.pop(pid)
-                    _kill_slot(settings, slot)
-                    shutil.rmtree(Path(settings.root) / "autograded" / task.student / task.assignment,
-                                  ignore_errors=True)
-                    reason = (f"over the time budget of {settings.budget} s; grader stopped" if over
-                              else f"the grading process died (exit code {p.exitcode})")
-                    o = Outcome(task.assignment, task.student, "failed", reason, now - t0)
-                    outcomes.append(o)
-                    progress.line(o)
-                    if len(outcomes) + len(running) < len(tasks):
-                        start_worker(slot)
-            if not workers and len(outcomes) < len(tasks):
-                raise CourseError("every grading worker died; see the messages above")
-    finally:
-        for _ in workers:
-            task_q.put(None)
-        for pid, p in workers.items():
-            p.join(10)
-            if p.is_alive():
-                _kill_group(pid)
-                _kill_slot(settings, slots.get(pid, 0))
-    return outcomes
-
-
-def _fill_scores(settings: Settings, outcomes: list[Outcome]) -> None:
-    with gradebook(settings.config()) as gb:
+def _fill_scores(config, outcomes: list[Outcome]) -> None:
+    with gradebook(config) as gb:
         for o in outcomes:
+            if o.status == "rejected":
+                continue
             try:
                 sub = gb.find_submission(o.assignment, o.student)
             except Exception:
                 continue
             o.score, o.max_score = float(sub.score), float(sub.max_score)
-    root = Path(settings.root)
-    for o in outcomes:
-        if o.status == "graded" and not o.reason:
-            o.reason = _execution_problems(root / "autograded" / o.student / o.assignment)
-
-
-def _execution_problems(folder: Path) -> str:
-    """What went wrong while the graded notebooks ran: cells that timed out, a kernel that died."""
-    counts: dict[str, int] = {}
-    for path in folder.glob("*.ipynb"):
-        try:
-            nb = nbformat.read(str(path), as_version=4)
-        except Exception:
-            continue
-        for cell in nb.cells:
-            for out in cell.get("outputs", []):
-                if out.get("output_type") == "error" and out.get("ename") in ("CellTimeoutError", "DeadKernelError"):
-                    counts[out["ename"]] = counts.get(out["ename"], 0) + 1
-    words = {"CellTimeoutError": "cell(s) timed out", "DeadKernelError": "cell(s) hit a dead kernel"}
-    return "; ".join(f"{n} {words[k]}" for k, n in counts.items())
 
 
 def summary_table(outcomes: list[Outcome]) -> str:
@@ -511,8 +128,8 @@ def summary_table(outcomes: list[Outcome]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + ("  " + r[5] if r[5] else "") for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("graded", "skipped", "failed", "corrupt", "missing")}
-    lines.append(", ".join(f"{n} {s}" for s, n in counts.items()))
+    statuses = ("graded", "skipped", "failed", "corrupt", "missing", "rejected")
+    lines.append(", ".join(f"{sum(o.status == s for o in outcomes)} {s}" for s in statuses))
     return "\n".join(lines)
 
 

@@ -12,7 +12,8 @@
 Global options: ``--root`` (the course directory, default: this repository), ``--db-url`` (any
 SQLAlchemy URL nbgrader accepts; default SQLite ``<root>/gradebook.db``), ``--config``.
 A problem with the input (an unknown assignment, no ``submitted/`` folder, an unreadable config)
-is reported in one line and exits with status 2, without a traceback.
+is reported in one line and exits with status 2, without a traceback; anything else is a bug and
+keeps its traceback. Grading settings and their defaults: :mod:`helpers.instructor.options`.
 """
 from __future__ import annotations
 
@@ -49,17 +50,14 @@ def cmd_autograde(args) -> int:
 
     if not args.all and not args.assignment:
         raise CourseError("name an assignment or use --all")
-    limits = {}
-    if args.memory_limit:
-        limits["address_space"] = args.memory_limit * 2 ** 20
-    if args.max_processes:
-        limits["processes"] = args.max_processes
-    outcomes = autograde(args.root, _assignments(args), jobs=args.jobs, student=args.student, force=args.force,
-                         db_url=args.db_url, cell_timeout=args.cell_timeout, budget=args.budget,
-                         config_file=args.config, sandbox=not args.no_sandbox,
-                         out_of_kernel=not args.no_out_of_kernel, limits=limits or None)
+    outcomes = autograde(args.root, _assignments(args), student=args.student, force=args.force,
+                         db_url=args.db_url, config_file=args.config,
+                         options=dict(jobs=args.jobs, cell_timeout=args.cell_timeout, budget=args.budget,
+                                      sandbox=False if args.no_sandbox else None,
+                                      out_of_kernel=False if args.no_out_of_kernel else None,
+                                      memory_mib=args.memory_limit, max_processes=args.max_processes))
     print(summary_table(outcomes))
-    return 1 if any(o.status in ("failed", "corrupt", "missing") for o in outcomes) and args.strict else 0
+    return 1 if any(o.status in ("failed", "corrupt", "missing", "rejected") for o in outcomes) and args.strict else 0
 
 
 def cmd_feedback(args) -> int:
@@ -156,17 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--all", action="store_true", help="every assignment")
     s.add_argument("--jobs", "-j", type=int, default=None, help="submissions graded at once (default: cores)")
     s.add_argument("--student", default=None)
-    s.add_argument("--force", action="store_true", help="regrade submissions already graded")
-    s.add_argument("--cell-timeout", type=int, default=30, help="seconds per cell (default 30)")
-    s.add_argument("--budget", type=int, default=300, help="seconds per submission in all (default 300)")
+    s.add_argument("--force", action="store_true", help="regrade submissions already graded and unchanged")
+    s.add_argument("--cell-timeout", type=int, default=None,
+                   help="seconds per cell (default: GradingOptions.cell_timeout, 30)")
+    s.add_argument("--budget", type=int, default=None,
+                   help="seconds per submission in all (default: GradingOptions.budget, 300)")
     s.add_argument("--strict", action="store_true", help="exit 1 if any submission failed")
     s.add_argument("--no-sandbox", action="store_true",
                    help="run students' kernels as the grading user, without limits (trusted code only)")
     s.add_argument("--no-out-of-kernel", action="store_true",
                    help="skip the check of each function on fresh inputs outside the kernel")
     s.add_argument("--memory-limit", type=int, default=None, metavar="MiB",
-                   help="address-space limit per kernel (default 2048)")
-    s.add_argument("--max-processes", type=int, default=None, help="process limit per sandbox user (default 96)")
+                   help="memory of one submission's processes (default: GradingOptions.memory_mib, 2048)")
+    s.add_argument("--max-processes", type=int, default=None,
+                   help="processes and threads of one submission (default: GradingOptions.max_processes, 128)")
     s.set_defaults(func=cmd_autograde)
 
     s = sub.add_parser("feedback", help="HTML feedback without hidden tests")
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     args.root = str(Path(args.root).resolve())
     try:
         return args.func(args)
-    except (CourseError, ValueError, FileNotFoundError) as exc:
+    except CourseError as exc:   # an input problem: one line. A bug keeps its traceback.
         print(f"cnn-course: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

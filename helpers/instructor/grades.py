@@ -24,7 +24,7 @@ class GradeTable:
     max_points: dict = field(default_factory=dict)                      # (assignment, grade_id) -> points
     scores: dict = field(default_factory=dict)                          # student -> {(a, gid): score}
     submitted: dict = field(default_factory=dict)                       # student -> set of assignments
-    flags: dict = field(default_factory=dict)                           # (student, a, gid) -> comment text
+    flags: dict = field(default_factory=dict)                           # (student, a, gid) -> why it was flagged
 
     @property
     def assignments(self) -> list[str]:
@@ -76,11 +76,22 @@ def collect(config) -> GradeTable:
                         key = (a_id, grade.name)
                         if key in table.scores[sid]:
                             table.scores[sid][key] = float(grade.score or 0.0)
-                    for comment in snb.comments:
-                        text = comment.manual_comment or comment.auto_comment or ""
-                        if text.startswith("FLAG"):
-                            table.flags[(sid, a_id, comment.name)] = text
+    table.flags = read_flags(Path(config.CourseDirectory.root))
     return table
+
+
+def read_flags(root: Path) -> dict:
+    """The out-of-kernel flags of every graded submission, from the result records that the grading
+    pipeline wrote into the autograded notebooks: ``{(student, assignment, grade_id): reason}``."""
+    from .grading.worker import read_result
+
+    flags = {}
+    for a in ASSIGNMENTS:
+        for path in sorted((root / "autograded").glob(f"*/{a.id}/{a.notebook}.ipynb")):
+            student = path.parent.parent.name
+            for f in read_result(path).flags:
+                flags[(student, a.id, f["cell"])] = f"FLAG: {f['reason']}"
+    return flags
 
 
 def export_csv(config, path: Path | str, nbgrader_csv: Path | str | None = None) -> Path:
