@@ -44,7 +44,7 @@ class Link:
         self.r, self.er = r, er
         self.w = self.proc.stdin.fileno()
         os.set_blocking(self.w, False)
-        self.out, self.pending, self.err = b"", b"", b""
+        self.out, self.scanned, self.pending, self.err = bytearray(), 0, b"", b""
         self.eof = False
 
     def send(self, obj: dict) -> None:
@@ -54,10 +54,13 @@ class Link:
         """Write what is pending and return the next reply line (bytes), ``"timeout"``, ``"eof"`` or
         ``"oversized"``."""
         while True:
-            nl = self.out.find(b"\n")
+            nl = self.out.find(b"\n", self.scanned)
             if nl >= 0:
-                line, self.out = self.out[:nl], self.out[nl + 1:]
+                line = bytes(self.out[:nl])
+                del self.out[:nl + 1]
+                self.scanned = 0
                 return line
+            self.scanned = len(self.out)
             if len(self.out) > MAX_LINE:
                 return "oversized"
             if self.eof:

@@ -79,7 +79,7 @@ class _Check:
         return out
 
 
-def _run(check: _Check, box, cell_timeout: float, deadline: float, startup_deadline: float, first: bool) -> bool:
+def _run(check: _Check, box, cell_timeout: float, startup_timeout: float, deadline: float, first: bool) -> bool:
     """One child from the start of the plan; False if it did not start (then everything left is decided)."""
     def no_start(why: str) -> bool:
         check.give_up("infra" if first else "crashed",
@@ -93,7 +93,7 @@ def _run(check: _Check, box, cell_timeout: float, deadline: float, startup_deadl
     try:
         nonce = secrets.token_hex(16)
         link.send({"op": "hello", "nonce": nonce})
-        reply = link.receive(startup_deadline)
+        reply = link.receive(min(deadline, time.monotonic() + startup_timeout))
         if _parse(reply) != {"hello": nonce}:
             state = reply if isinstance(reply, str) else "no valid hello"
             return no_start(f"the checking process did not start ({state}) {link.stderr_tail()}".strip())
@@ -106,11 +106,16 @@ def _run(check: _Check, box, cell_timeout: float, deadline: float, startup_deadl
                     continue
                 seq += 1
                 link.send({"op": "cell", "seq": seq, "id": step["id"], "source": step["source"]})
-                reply = _parse(link.receive(min(deadline, time.monotonic() + cell_timeout)))
+                # a setup cell (locked: the notebook's own imports) may take as long as a start
+                limit = startup_timeout if step["kind"] == "setup" else cell_timeout
+                reply = _parse(link.receive(min(deadline, time.monotonic() + limit)))
                 if isinstance(reply, dict) and reply.get("seq") == seq and reply.get("cell") in ("done", "error"):
                     continue
-                check.failed_cells[step["id"]] = ("timeout", "") if reply == "timeout" else \
+                status, message = ("timeout", "") if reply == "timeout" else \
                     ("crashed", "" if reply == "eof" else "the checking process sent something that is not a reply")
+                if step["kind"] == "setup":   # nothing works without it (and student files may be imported)
+                    check.give_up(status, f"the setup cell {step['id']} did not finish ({status}) {message}".strip())
+                check.failed_cells[step["id"]] = (status, message)
                 return True
             for f in step["functions"]:
                 gid = check.plan.defined_in.get(f)
@@ -145,8 +150,7 @@ def evaluate(plan: Plan, box, reference: dict, *, cell_timeout: float = 30, dead
     started, runs, max_runs = False, 0, len(plan.steps) + len(check.todo()) + 2
     while check.todo() and runs < max_runs and time.monotonic() < deadline:
         runs += 1
-        if not _run(check, box, cell_timeout, deadline, min(deadline, time.monotonic() + startup_timeout),
-                    first=not started):
+        if not _run(check, box, cell_timeout, startup_timeout, deadline, first=not started):
             break
         started = True
     if not started:
