@@ -95,6 +95,7 @@ def test_codec_round_trip_keeps_type_shape_and_dtype(name):
     assert _same(back, value), (name, back, value)
 
 
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")   # np.matrix
 def test_codec_sends_what_is_not_plain_data_as_opaque():
     for value in (object(), np.array([object()]), np.array(["a"]), np.datetime64("2020-01-01"), np.matrix([[1.0]]),
                   {(1, 2): 3}, 2 ** 70, list(range(65)), "x" * (codec.MAX_STR + 1), {1, 2}, b"bytes"):

@@ -14,9 +14,8 @@ Protocol, one JSON line per message, strictly one reply per command:
   ``{"seq": i, "undefined": true}``.
 
 Once a cell has run, student code shares this process and can write anything on FD. The grader
-counts on none of it: it knows which command it sent, decides from the process's exit and its own
-deadlines whether a step finished, and judges a result only by comparing it with the reference
-solution on inputs it drew itself.
+counts on none of it: it knows which command it sent, tells from the process and its own clock
+whether a step finished, and judges a result only against the reference on inputs it drew.
 """
 import builtins
 import importlib.util
@@ -41,8 +40,7 @@ class _Null:
     def __call__(self, *a, **k):
         return _Null()
 
-    def __getattr__(self, name):
-        return _Null()
+    __getattr__ = __call__
 
     def __iter__(self):
         return iter(())
@@ -107,16 +105,13 @@ def main(argv):
             sys.exit(0)
         return json.loads(line)
 
-    hello = command()
-    if hello.get("op") != "hello":
-        return 2
-    reply({"hello": hello.get("nonce")})
+    hello = command()                        # before any student code exists in this process
+    reply({"hello": hello.get("nonce") if hello.get("op") == "hello" else None})
 
-    ns = {"__name__": "__main__", "__builtins__": builtins}
-    main_module = types.ModuleType("__main__")
-    main_module.__dict__.update(ns)
-    ns = main_module.__dict__                # ``import __main__`` gives student code its own namespace
+    main_module = types.ModuleType("__main__")   # ``import __main__`` gives student code its namespace
     sys.modules["__main__"] = main_module
+    ns = main_module.__dict__
+    ns["__builtins__"] = builtins
     shell = _Shell(ns)
     ns["get_ipython"] = lambda: shell
     builtins.display = lambda *a, **k: None  # IPython puts display() into builtins

@@ -1,10 +1,9 @@
 """Plain data across the sandbox boundary, one codec for both sides (standard library and NumPy only).
 
-A value becomes a JSON-ready tree: arrays as dtype, shape and raw bytes (base64), numpy scalars as
-dtype and bytes, Python ``bool``/``int``/``float``/``str``/``None``, tuples, lists and dicts with
-plain keys. Everything keeps its exact type, shape and dtype: a 0-d array stays a 0-d array, a
-``np.float64`` stays a ``np.float64``, a Python float stays a float. Anything else crosses as an
-:class:`Opaque` (its type name only). Nothing is ever unpickled.
+Arrays cross as dtype, shape and raw bytes (base64), numpy scalars as dtype and bytes, then Python
+``bool``/``int``/``float``/``str``/``None``, tuples, lists and dicts with plain keys, each with its
+exact type, shape and dtype (a 0-d array stays 0-d, a ``np.float64`` stays one, a float stays a
+float). Anything else crosses as an :class:`Opaque` (its type name only). Nothing is unpickled.
 
 :func:`decode` is for data from an untrusted process: it checks every field, size, dtype, depth and
 count, and raises :class:`DecodeError` at the first thing :func:`encode` would not have written.
@@ -23,10 +22,8 @@ MAX_NODES = 20_000          # values in one tree
 MAX_DIMS = 32
 MAX_BYTES = 48 * 2 ** 20    # raw bytes of all the arrays of one tree
 MAX_STR = 10_000
-ALLOWED_DTYPES = frozenset(np.dtype(f"{order}{kind}{size}").str for order in "<>"
-                           for kind, sizes in (("i", (1, 2, 4, 8)), ("u", (1, 2, 4, 8)), ("f", (2, 4, 8)),
-                                               ("c", (8, 16)))
-                           for size in sizes) | {"|b1"}
+ALLOWED_DTYPES = frozenset(np.dtype(order + code).str for order in "<>"   # bool, ints, floats, complex
+                           for code in ("i1 i2 i4 i8 u1 u2 u4 u8 f2 f4 f8 c8 c16".split())) | {"|b1"}
 _FLOAT = re.compile(r"-?(inf|nan|\d+(\.\d*)?(e[-+]?\d+)?|\.\d+(e[-+]?\d+)?)\Z")
 
 

@@ -20,11 +20,10 @@ import time
 import numpy as np
 
 from ..inside.codec import encode
-from .fresh import fresh_args
-from .judge import expected, judge
+from .judge import judge
+from .ledger import Ledger
 from .link import Link
 from .plan import Plan
-from .verdict import Verdict
 
 CELLS = ("setup", "answer", "free")
 
@@ -40,46 +39,7 @@ def _parse(line):
     return obj if type(obj) is dict else None
 
 
-class _Check:
-    """One evaluation: the cases with their inputs and expected outputs, what is decided, which cells failed."""
-
-    def __init__(self, plan: Plan, reference: dict, rng: np.random.Generator):
-        self.plan = plan
-        self.cases = {f: plan.cases_of(f) for f in plan.functions}
-        self.inputs, self.want, self.done, self.failed_cells = {}, {}, {}, {}
-        for f, names in self.cases.items():
-            for k, c in enumerate(names):
-                try:
-                    self.inputs[(f, k)] = fresh_args(f, c, reference, rng)
-                    self.want[(f, k)] = expected(reference, f, self.inputs[(f, k)])
-                except Exception as exc:
-                    self.done[(f, k)] = Verdict(f, "infra", f"the grader could not prepare case {c}: "
-                                                            f"{type(exc).__name__}: {exc}"[:300], c)
-
-    def todo(self, func: str | None = None) -> list:
-        return [(f, k) for f, names in self.cases.items() if func in (None, f) for k in range(len(names))
-                if (f, k) not in self.done]
-
-    def decide(self, f: str, k: int, status: str, message: str = "", onward: bool = False) -> None:
-        for j in range(k, len(self.cases[f])) if onward else (k,):
-            self.done.setdefault((f, j), Verdict(f, status, message, self.cases[f][j]))
-
-    def give_up(self, status: str, message: str) -> None:
-        for f, k in self.todo():
-            self.decide(f, k, status, message)
-
-    def verdicts(self) -> dict:
-        """``{test cell grade_id: Verdict}``: a cell's first failure (one the student caused, before infra)."""
-        out = {}
-        for gid, pairs in self.plan.test_cases.items():
-            per = [self.done[(f, self.cases[f].index(c))] for f, c in pairs]
-            if per:
-                bad = [v for v in per if not v.ok]
-                out[gid] = min(bad, key=lambda v: v.status == "infra") if bad else Verdict(per[0].function, "ok")
-        return out
-
-
-def _run(check: _Check, box, cell_timeout: float, startup_timeout: float, deadline: float, first: bool) -> bool:
+def _run(check: Ledger, box, cell_timeout: float, startup_timeout: float, deadline: float, first: bool) -> bool:
     """One child from the start of the plan; False if it did not start (then everything left is decided)."""
     def no_start(why: str) -> bool:
         check.give_up("infra" if first else "crashed",
@@ -146,7 +106,7 @@ def evaluate(plan: Plan, box, reference: dict, *, cell_timeout: float = 30, dead
     grade_id: Verdict}`` for every test cell that checks a graded function, each judged on fresh
     inputs shaped like its own cases. ``deadline`` is a ``time.monotonic()`` value."""
     deadline = deadline if deadline is not None else time.monotonic() + 3600
-    check = _Check(plan, reference, np.random.default_rng(seed))
+    check = Ledger(plan, reference, np.random.default_rng(seed))
     started, runs, max_runs = False, 0, len(plan.steps) + len(check.todo()) + 2
     while check.todo() and runs < max_runs and time.monotonic() < deadline:
         runs += 1
