@@ -1,0 +1,68 @@
+"""Fresh random inputs, drawn at grading time: the stored cases' structure with new values.
+
+A test cell is judged on fresh versions of its own cases: the same shapes, pads, strides and modes
+(and exact zeros where the case has them), with new random values from a new seed per submission,
+never the values stored in ``data/reference_outputs.h5``.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+# Positional arguments that carry values although they are plain numbers (every other int is
+# structure: a pad, a shape, a stride).
+VALUE_ARGS = {"distribute_value": {0}}
+
+
+def freshen(value, rng: np.random.Generator, is_value: bool = False):
+    """The same structure with new random values: arrays keep their shape, dtype, sign range and
+    exact zeros; integers (pads, shapes) and dicts (hyperparameters) and strings (modes) stay."""
+    if isinstance(value, np.ndarray):
+        if value.dtype == bool:
+            return rng.random(value.shape) < 0.5
+        if value.size == 0:
+            return value.copy()
+        if value.dtype.kind in "iu":
+            lo, hi = int(value.min()), int(value.max())
+            if value.dtype == np.uint8:
+                lo, hi = (200, 255) if lo >= 200 else (0, 255)
+            elif hi - lo + 1 < value.size:
+                lo, hi = lo - value.size, hi + value.size
+            if hi - lo + 1 >= value.size:   # distinct values: a unique maximum stays unique
+                vals = rng.permutation(np.arange(lo, hi + 1))[:value.size]
+            else:
+                vals = rng.integers(lo, hi + 1, size=value.size)
+            return vals.reshape(value.shape).astype(value.dtype)
+        if value.dtype.kind == "f":
+            zeros = value == 0
+            if float(np.min(value)) >= 0:
+                new = rng.random(value.shape) * (float(np.max(value)) or 1.0)
+            else:
+                new = rng.standard_normal(value.shape) * max(1.0, float(np.std(value)))
+            new[zeros] = 0.0
+            return new.astype(value.dtype)
+        return value.copy()
+    if isinstance(value, tuple):
+        return tuple(freshen(v, rng) for v in value)
+    if isinstance(value, list):
+        return [freshen(v, rng) for v in value]
+    if isinstance(value, dict):
+        return dict(value)
+    if is_value and isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return float(rng.standard_normal() * max(1.0, abs(float(value))))
+    return copy.deepcopy(value)
+
+
+def fresh_args(func: str, case: str, reference: dict, rng: np.random.Generator) -> tuple:
+    """Fresh random arguments shaped like the stored case ``case`` of ``func`` (same shapes, pads,
+    strides, modes; new values), drawn now: what a test cell checks, on inputs nobody has seen."""
+    from ..cases import CASES
+
+    state = np.random.get_state()
+    try:
+        args = CASES[func][case].build(reference)
+    finally:
+        np.random.set_state(state)
+    values = VALUE_ARGS.get(func, set())
+    return tuple(freshen(a, rng, i in values) for i, a in enumerate(args))
