@@ -16,7 +16,11 @@ class Assignment:
 
     @property
     def source(self) -> Path:
-        return ROOT / "notebooks" / self.id / f"{self.notebook}.ipynb"
+        return self.source_at(ROOT)
+
+    def source_at(self, root: Path | str, source_directory: str = "notebooks") -> Path:
+        """The source notebook in the course directory ``root``."""
+        return Path(root) / source_directory / self.id / f"{self.notebook}.ipynb"
 
 
 ASSIGNMENTS: tuple[Assignment, ...] = (

@@ -1,0 +1,165 @@
+"""Solution and hidden-test regions of a course notebook, found the way nbgrader finds them.
+
+nbgrader 0.9.6 (``ClearSolutions._replace_solution_region``, ``ClearHiddenTests._remove_hidden_test_region``)
+splits a cell's source on ``"\\n"``: a line that *contains* the begin delimiter, anywhere in it, opens a
+region; a line that contains the end delimiter closes it; both delimiter lines go with the region. The
+delimiters are nbgrader's own settings ``ClearSolutions.begin_solution_delimeter`` /
+``end_solution_delimeter`` and ``ClearHiddenTests.begin_test_delimeter`` / ``end_test_delimeter``
+(default ``BEGIN SOLUTION`` / ``END SOLUTION`` and ``BEGIN HIDDEN TESTS`` / ``END HIDDEN TESTS``), read
+from the course's traitlets Config by instantiating those preprocessors. An answer cell without a
+solution region is replaced as a whole by nbgrader, so all of it is solution. Where nbgrader raises (a
+nested begin, a region never closed) this module does not: the region runs to the next begin or to the
+end of the cell, so a malformed cell in a student's notebook cannot break the feedback (nbgrader's own
+release rejects such a source notebook anyway).
+
+One rule for what is secret, used by the site and the feedback alike: a line of a region, with its
+whitespace squashed, at least ``MIN_LENGTH`` (8) characters long. Shorter lines ("else:", "pass") hold
+no solution and would blank common words. A secret is found in a text once the ANSI escape sequences
+(any CSI sequence, :data:`ANSI`) are removed, with any run of whitespace matching any run of
+whitespace, written verbatim or HTML-escaped (``&quot;``, ``&#34;``, ``&lt;``...).
+"""
+from __future__ import annotations
+
+import html
+import re
+from typing import Iterable
+
+from nbgrader.utils import is_grade, is_locked, is_solution
+
+__all__ = ["ANSI", "HIDDEN", "MIN_LENGTH", "Regions", "is_answer_cell", "is_locked", "is_test_cell",
+           "leaks", "scrub", "squash"]
+
+MIN_LENGTH = 8
+ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+HIDDEN = "[hidden]"
+
+
+def is_answer_cell(cell) -> bool:
+    """A cell the student writes: nbgrader's solution cell (autograded or manually graded answer)."""
+    return bool(is_solution(cell))
+
+
+def is_test_cell(cell) -> bool:
+    """An "Autograder tests" cell: a graded code cell that is not an answer."""
+    return cell.get("cell_type") == "code" and bool(is_grade(cell)) and not is_solution(cell)
+
+
+def squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+class Regions:
+    """The regions of a course whose nbgrader config is ``config`` (None: nbgrader's defaults)."""
+
+    def __init__(self, config=None):
+        from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
+
+        solutions, hidden = ClearSolutions(config=config), ClearHiddenTests(config=config)
+        self.begin_solution, self.end_solution = solutions.begin_solution_delimeter, solutions.end_solution_delimeter
+        self.begin_hidden, self.end_hidden = hidden.begin_test_delimeter, hidden.end_test_delimeter
+
+    @staticmethod
+    def _split(source: str, begin: str, end: str) -> tuple[list[str], list[list[str]]]:
+        """(the lines outside every region, the lines of each region), delimiter lines in neither."""
+        kept, regions, current = [], [], None
+        for line in source.split("\n"):
+            if begin in line:
+                current = []
+                regions.append(current)
+            elif end in line:
+                current = None
+            elif current is not None:
+                current.append(line)
+            else:
+                kept.append(line)
+        return kept, regions
+
+    def split_hidden(self, source: str) -> tuple[str, list[str]]:
+        """(the source without its hidden-test regions, the hidden lines)."""
+        kept, regions = self._split(source, self.begin_hidden, self.end_hidden)
+        return "\n".join(kept), [line for r in regions for line in r]
+
+    def split_solution(self, source: str) -> tuple[str, list[str]]:
+        """(the source without its solution regions (and no stub), the solution lines)."""
+        kept, regions = self._split(source, self.begin_solution, self.end_solution)
+        return "\n".join(kept), [line for r in regions for line in r]
+
+    def has_hidden(self, cell) -> bool:
+        return self.begin_hidden in cell.source
+
+    def has_solution_region(self, cell) -> bool:
+        return self.begin_solution in cell.source
+
+    def without_solution_delimiters(self, source: str) -> str:
+        """An answer as the reference solution: the source with the solution delimiter lines removed."""
+        return "\n".join(line for line in source.split("\n")
+                         if self.begin_solution not in line and self.end_solution not in line)
+
+    def hidden_regions(self, nb) -> list[list[str]]:
+        """The lines of every hidden-test region of the notebook, region by region."""
+        return [r for cell in nb.cells for r in self._split(cell.source, self.begin_hidden, self.end_hidden)[1]]
+
+    def solution_regions(self, nb) -> list[list[str]]:
+        """What nbgrader's ClearSolutions removes: every solution region, and every answer cell
+        without a region as a whole."""
+        out = []
+        for cell in nb.cells:
+            if is_answer_cell(cell) and not self.has_solution_region(cell):
+                out.append(cell.source.split("\n"))
+            else:
+                out += self._split(cell.source, self.begin_solution, self.end_solution)[1]
+        return out
+
+    def public_source(self, nb) -> str:
+        """Every line of the notebook's sources that the student edition shows (stubs apart)."""
+        kept = []
+        for cell in nb.cells:
+            if is_answer_cell(cell) and not self.has_solution_region(cell):
+                continue
+            rest, _ = self.split_solution(cell.source)
+            kept.append(self.split_hidden(rest)[0])
+        return "\n".join(kept)
+
+    def secret_lines(self, nb, min_length: int = MIN_LENGTH) -> list[str]:
+        """The squashed lines of solutions and hidden tests, at least ``min_length`` long, that the
+        student edition does not show anyway (``return Z`` after a solution region is no secret)."""
+        public = "\n".join(squash(line) for line in self.public_source(nb).split("\n"))
+        out: dict[str, None] = {}
+        for region in self.solution_regions(nb) + self.hidden_regions(nb):
+            for line in map(squash, region):
+                if len(line) >= min_length and line not in public:
+                    out[line] = None
+        return list(out)
+
+
+def _variants(lines: Iterable[str], min_length: int) -> list[str]:
+    found: dict[str, None] = {}
+    for line in lines:
+        s = squash(line)
+        if len(s) >= min_length:
+            for v in (s, html.escape(s), html.escape(s, quote=False), s.replace('"', "&#34;")):
+                found[v] = None
+    return sorted(found, key=len, reverse=True)  # the longest first: a line that holds another wins
+
+
+def _pattern(variants: list[str]) -> re.Pattern | None:
+    if not variants:
+        return None
+    return re.compile("|".join(r"\s+".join(map(re.escape, v.split(" "))) for v in variants))
+
+
+def scrub(text: str, lines: Iterable[str], min_length: int = MIN_LENGTH, replacement: str = HIDDEN) -> str:
+    """``text`` without ANSI escapes, every secret among ``lines`` replaced by ``replacement``."""
+    text = ANSI.sub("", text)
+    pattern = _pattern(_variants(lines, min_length))
+    return pattern.sub(replacement, text) if pattern else text
+
+
+def leaks(text: str, lines: Iterable[str], min_length: int = MIN_LENGTH) -> list[str]:
+    """The secrets among ``lines`` (squashed) that ``text`` shows."""
+    text = ANSI.sub("", text)
+    lines = list(dict.fromkeys(squash(line) for line in lines))
+    everything = _pattern(_variants(lines, min_length))
+    if everything is None or not everything.search(text):
+        return []
+    return [s for s in lines if len(s) >= min_length and _pattern(_variants([s], min_length)).search(text)]
