@@ -1,22 +1,20 @@
-"""Solution and hidden-test regions of a course notebook, found the way nbgrader finds them.
+"""Solution and hidden-test regions of a course notebook, found the way nbgrader 0.9.6 finds them.
 
-nbgrader 0.9.6 (``ClearSolutions._replace_solution_region``, ``ClearHiddenTests._remove_hidden_test_region``)
+nbgrader (``ClearSolutions._replace_solution_region``, ``ClearHiddenTests._remove_hidden_test_region``)
 splits a cell's source on ``"\\n"``: a line that *contains* the begin delimiter, anywhere in it, opens a
-region; a line that contains the end delimiter closes it; both delimiter lines go with the region. The
-delimiters are nbgrader's own settings ``ClearSolutions.begin_solution_delimeter`` /
-``end_solution_delimeter`` and ``ClearHiddenTests.begin_test_delimeter`` / ``end_test_delimeter``
-(default ``BEGIN SOLUTION`` / ``END SOLUTION`` and ``BEGIN HIDDEN TESTS`` / ``END HIDDEN TESTS``), read
-from the course's traitlets Config by instantiating those preprocessors. An answer cell without a
-solution region is replaced as a whole by nbgrader, so all of it is solution. Where nbgrader raises (a
-nested begin, a region never closed) this module does not: the region runs to the next begin or to the
-end of the cell, so a malformed cell in a student's notebook cannot break the feedback (nbgrader's own
-release rejects such a source notebook anyway).
+region; a line containing the end delimiter closes it; both delimiter lines go with the region. The
+delimiters are nbgrader's settings ``ClearSolutions.begin/end_solution_delimeter`` and
+``ClearHiddenTests.begin/end_test_delimeter`` (default ``BEGIN SOLUTION``, ``END SOLUTION``, ``BEGIN
+HIDDEN TESTS``, ``END HIDDEN TESTS``), read from the course's traitlets Config by instantiating those
+preprocessors. An answer cell without a solution region is solution as a whole (nbgrader replaces all of
+it). Where nbgrader raises (a nested begin, a region never closed), this module does not: the region runs
+to the next begin or to the end of the cell, so that a malformed cell a student wrote cannot break the
+feedback (nbgrader's release rejects such a source notebook anyway).
 
-One rule for what is secret, used by the site and the feedback alike: a line of a region, with its
-whitespace squashed, at least ``MIN_LENGTH`` (8) characters long. Shorter lines ("else:", "pass") hold
-no solution and would blank common words. A secret is found in a text once the ANSI escape sequences
-(any CSI sequence, :data:`ANSI`) are removed, with any run of whitespace matching any run of
-whitespace, written verbatim or HTML-escaped (``&quot;``, ``&#34;``, ``&lt;``...).
+One rule for secrets, in the site and in the feedback: a line of a region, whitespace-squashed, of at
+least ``MIN_LENGTH`` (8) characters; shorter lines ("else:", "pass") hold no solution and would blank
+common words. A text shows a secret if, once its ANSI escapes are removed (any CSI sequence,
+:data:`ANSI`), it holds the line verbatim or HTML-escaped, any run of whitespace matching any run.
 """
 from __future__ import annotations
 
@@ -24,10 +22,7 @@ import html
 import re
 from typing import Iterable
 
-from nbgrader.utils import is_grade, is_locked, is_solution
-
-__all__ = ["ANSI", "HIDDEN", "MIN_LENGTH", "Regions", "is_answer_cell", "is_locked", "is_test_cell",
-           "leaks", "scrub", "squash"]
+from nbgrader.utils import is_grade, is_locked, is_solution  # noqa: F401 (is_locked: for the site's labels)
 
 MIN_LENGTH = 8
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
@@ -74,15 +69,17 @@ class Regions:
                 kept.append(line)
         return kept, regions
 
-    def split_hidden(self, source: str) -> tuple[str, list[str]]:
-        """(the source without its hidden-test regions, the hidden lines)."""
-        kept, regions = self._split(source, self.begin_hidden, self.end_hidden)
+    def _flat(self, source: str, begin: str, end: str) -> tuple[str, list[str]]:
+        kept, regions = self._split(source, begin, end)
         return "\n".join(kept), [line for r in regions for line in r]
 
+    def split_hidden(self, source: str) -> tuple[str, list[str]]:
+        """(the source without its hidden-test regions, the hidden lines)."""
+        return self._flat(source, self.begin_hidden, self.end_hidden)
+
     def split_solution(self, source: str) -> tuple[str, list[str]]:
-        """(the source without its solution regions (and no stub), the solution lines)."""
-        kept, regions = self._split(source, self.begin_solution, self.end_solution)
-        return "\n".join(kept), [line for r in regions for line in r]
+        """(the source without its solution regions, and no stub; the solution lines)."""
+        return self._flat(source, self.begin_solution, self.end_solution)
 
     def has_hidden(self, cell) -> bool:
         return self.begin_hidden in cell.source
@@ -114,10 +111,8 @@ class Regions:
         """Every line of the notebook's sources that the student edition shows (stubs apart)."""
         kept = []
         for cell in nb.cells:
-            if is_answer_cell(cell) and not self.has_solution_region(cell):
-                continue
-            rest, _ = self.split_solution(cell.source)
-            kept.append(self.split_hidden(rest)[0])
+            if not (is_answer_cell(cell) and not self.has_solution_region(cell)):
+                kept.append(self.split_hidden(self.split_solution(cell.source)[0])[0])
         return "\n".join(kept)
 
     def secret_lines(self, nb, min_length: int = MIN_LENGTH) -> list[str]:
@@ -132,34 +127,24 @@ class Regions:
         return list(out)
 
 
-def _variants(lines: Iterable[str], min_length: int) -> list[str]:
-    found: dict[str, None] = {}
-    for line in lines:
-        s = squash(line)
-        if len(s) >= min_length:
-            for v in (s, html.escape(s), html.escape(s, quote=False), s.replace('"', "&#34;")):
-                found[v] = None
-    return sorted(found, key=len, reverse=True)  # the longest first: a line that holds another wins
-
-
-def _pattern(variants: list[str]) -> re.Pattern | None:
-    if not variants:
-        return None
-    return re.compile("|".join(r"\s+".join(map(re.escape, v.split(" "))) for v in variants))
+def _pattern(lines: Iterable[str], min_length: int) -> re.Pattern | None:
+    """One regex for the secrets among ``lines``, in every written form, the longest first."""
+    forms = {v: None for s in map(squash, lines) if len(s) >= min_length
+             for v in (s, html.escape(s), html.escape(s, quote=False), s.replace('"', "&#34;"))}
+    alternatives = [r"\s+".join(map(re.escape, v.split(" "))) for v in sorted(forms, key=len, reverse=True)]
+    return re.compile("|".join(alternatives)) if alternatives else None
 
 
 def scrub(text: str, lines: Iterable[str], min_length: int = MIN_LENGTH, replacement: str = HIDDEN) -> str:
     """``text`` without ANSI escapes, every secret among ``lines`` replaced by ``replacement``."""
-    text = ANSI.sub("", text)
-    pattern = _pattern(_variants(lines, min_length))
+    text, pattern = ANSI.sub("", text), _pattern(lines, min_length)
     return pattern.sub(replacement, text) if pattern else text
 
 
 def leaks(text: str, lines: Iterable[str], min_length: int = MIN_LENGTH) -> list[str]:
     """The secrets among ``lines`` (squashed) that ``text`` shows."""
-    text = ANSI.sub("", text)
-    lines = list(dict.fromkeys(squash(line) for line in lines))
-    everything = _pattern(_variants(lines, min_length))
+    text, lines = ANSI.sub("", text), list(dict.fromkeys(map(squash, lines)))
+    everything = _pattern(lines, min_length)
     if everything is None or not everything.search(text):
         return []
-    return [s for s in lines if len(s) >= min_length and _pattern(_variants([s], min_length)).search(text)]
+    return [s for s in lines if len(s) >= min_length and _pattern([s], min_length).search(text)]
