@@ -5,7 +5,7 @@ import nbformat
 import pytest
 
 from helpers.instructor.course import ASSIGNMENTS
-from helpers.instructor.feedback import split_hidden
+from helpers.instructor.regions import Regions
 from helpers.instructor.runner import error_outputs, execute_notebook, text_of
 
 pytestmark = pytest.mark.slow
@@ -48,7 +48,7 @@ def solution_lines(path) -> set[str]:
 
 def hidden_lines(path) -> list[str]:
     nb = nbformat.read(str(path), as_version=4)
-    return [s.strip() for cell in nb.cells for s in split_hidden(cell.source)[1] if len(s.strip()) >= 8]
+    return [s.strip() for cell in nb.cells for s in Regions().split_hidden(cell.source)[1] if len(s.strip()) >= 8]
 
 
 @pytest.mark.parametrize("a", ASSIGNMENTS, ids=IDS)

@@ -5,12 +5,24 @@
     cnn-course feedback ASSIGNMENT|--all [--student S]
     cnn-course export [--out FILE]
     cnn-course report [--out DIR]
-    cnn-course site [--out DIR]
+    cnn-course site [--out DIR] [--edition student|instructor] [ASSIGNMENT ...]
     cnn-course demo [--dir DIR] [--jobs N]
-    cnn-course refdata [--check]
+    cnn-course refdata [--check] [--out FILE]
 
 Global options: ``--root`` (the course directory, default: this repository), ``--db-url`` (any
-SQLAlchemy URL nbgrader accepts; default SQLite ``<root>/gradebook.db``), ``--config``.
+SQLAlchemy URL nbgrader accepts; default SQLite ``<root>/gradebook.db``), ``--config`` (the nbgrader
+config file, default ``<root>/nbgrader_config.py``).
+
+``site`` runs the source notebooks of ``--root`` (its nbgrader source folder, ``notebooks/``) and writes
+``<root>/site`` unless ``--out`` says otherwise; the config's solution and hidden-test delimiters and
+stubs make the student edition.
+
+``refdata`` runs the reference solutions in the source notebooks of ``--root``. The file it writes
+(``--out``) defaults to the package's ``data/reference_outputs.h5`` (``helpers.data.REFERENCE_FILE``, what
+learners' checks load) only when ``--root`` is this repository; for another course directory ``--out``
+is required, so that another course's solutions never overwrite the package's data by accident.
+``--check`` writes nothing: it compares what the solutions of ``--root`` compute with ``--out``
+(default: the package's file) and exits 1 if they differ.
 A problem with the input (an unknown assignment, no ``submitted/`` folder, an unreadable config)
 is reported in one line and exits with status 2, without a traceback; anything else is a bug and
 keeps its traceback. Grading settings and their defaults: :mod:`helpers.instructor.options`.
@@ -96,12 +108,20 @@ def cmd_report(args) -> int:
 
 
 def cmd_site(args) -> int:
-    from .site import build_site
+    from .site import EDITIONS, build_site
 
-    out = Path(args.out or ROOT / "site")
-    result = build_site(out)
+    out = Path(args.out) if args.out else Path(args.root) / "site"
+    result = build_site(out, editions=args.edition or EDITIONS, assignments=args.assignment or None,
+                        root=args.root, config=_config(args))
+    for edition, paths in result["pages"].items():
+        print(f"{edition}: {len(paths)} lessons in {out / edition}")
+    for aid, what in result["removed"].items():
+        for w in what:
+            print(f"  student edition, {aid}: removed {w}")
+    print(f"MathJax copy: {result['mathjax_bytes'] / 1e6:.1f} MB; built in {result['seconds']:.1f} s "
+          f"(running the notebooks: {result['execute_seconds']:.1f} s)")
     print(f"site written to {out}: open {out / 'index.html'} in a browser (works from file://)")
-    return 0 if result is not None else 1
+    return 0
 
 
 def cmd_demo(args) -> int:
@@ -118,21 +138,33 @@ def cmd_refdata(args) -> int:
     import numpy as np
 
     from ..data import REFERENCE_FILE
-    from .refdata import write_reference
+    from .refdata import reference_functions, write_reference
 
+    root = Path(args.root).resolve()
+    if args.out:
+        target = Path(args.out)
+    elif root == ROOT.resolve() or args.check:
+        target = REFERENCE_FILE
+    else:
+        raise CourseError(f"--root {root} is not this repository ({ROOT}): name the file to write with --out "
+                          f"(the package's {REFERENCE_FILE} is written only from the repository's own notebooks)")
+    ref = reference_functions(root, _config(args))
     if not args.check:
-        print(f"wrote {write_reference(REFERENCE_FILE)}")
+        print(f"wrote {write_reference(target, ref)} from the reference solutions in {root}")
         return 0
+    if not target.exists():
+        raise CourseError(f"no reference data file {target} to check")
     with tempfile.TemporaryDirectory() as tmp:
-        fresh = write_reference(Path(tmp) / "fresh.h5")
+        fresh = write_reference(Path(tmp) / "fresh.h5", ref)
         diffs = []
-        with h5py.File(fresh) as a, h5py.File(REFERENCE_FILE) as b:
+        with h5py.File(fresh) as a, h5py.File(target) as b:
             def visit(name, obj):
                 if isinstance(obj, h5py.Dataset):
                     if name not in b or not np.array_equal(obj[()], b[name][()]):
                         diffs.append(name)
             a.visititems(visit)
-        print("reference data is up to date" if not diffs else f"reference data differs at: {diffs[:10]}")
+        print(f"{target} is up to date with the solutions in {root}" if not diffs
+              else f"{target} differs from what the solutions in {root} compute at: {diffs[:10]}")
         return 1 if diffs else 0
 
 
@@ -185,7 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("site", help="build the student and instructor web editions")
-    s.add_argument("--out", default=None)
+    s.add_argument("assignment", nargs="*", help="assignment ids (default: all, in course order)")
+    s.add_argument("--out", default=None, help="output folder (default: <root>/site)")
+    s.add_argument("--edition", action="append", choices=("student", "instructor"),
+                   help="build only this edition (repeatable; default: both)")
     s.set_defaults(func=cmd_site)
 
     s = sub.add_parser("demo", help="grade a synthetic class end to end")
@@ -195,8 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--budget", type=int, default=40)
     s.set_defaults(func=cmd_demo)
 
-    s = sub.add_parser("refdata", help="rewrite data/reference_outputs.h5 from the source notebooks")
+    s = sub.add_parser("refdata", help="rewrite data/reference_outputs.h5 from the source notebooks of --root")
     s.add_argument("--check", action="store_true", help="only check that the file is up to date")
+    s.add_argument("--out", default=None,
+                   help="the HDF5 file (default: the package's data/reference_outputs.h5; required when --root "
+                        "is not this repository, unless --check)")
     s.set_defaults(func=cmd_refdata)
     return p
 

@@ -28,7 +28,11 @@ class Assignment:
 
     @property
     def source(self) -> Path:
-        return self.root / "notebooks" / self.id / f"{self.notebook}.ipynb"
+        return self.source_at(self.root)
+
+    def source_at(self, root: Path | str, source_directory: str = "notebooks") -> Path:
+        """The source notebook in the course directory ``root``."""
+        return Path(root) / source_directory / self.id / f"{self.notebook}.ipynb"
 
 
 def _read_assignment(folder: Path, root: Path) -> Assignment | None:

@@ -28,8 +28,7 @@ from pathlib import Path
 import nbformat
 
 from .course import ASSIGNMENTS, ROOT, get
-
-BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
+from .regions import Regions, is_answer_cell
 
 # student -> assignment -> list of (answer cell grade_id, old, new) replacements in the filled answer code.
 MISTAKES: dict[str, dict[str, list[tuple[str, str]]]] = {
@@ -52,8 +51,9 @@ MISSING = {"gus": ["01_zero_padding"]}
 CORRUPT = {"hana": ["01_zero_padding"]}
 
 
-def strip_markers(source: str) -> str:
-    return "\n".join(ln for ln in source.split("\n") if BEGIN_SOLUTION not in ln and END_SOLUTION not in ln)
+def strip_markers(source: str, config=None) -> str:
+    """An answer cell's source as the reference answer: without the lines of the solution delimiters."""
+    return Regions(config).without_solution_delimiters(source)
 
 
 def filled_notebook(release_nb: Path, source_nb: Path, mistakes: list[tuple[str, str, str]] = ()):
@@ -64,7 +64,7 @@ def filled_notebook(release_nb: Path, source_nb: Path, mistakes: list[tuple[str,
     nb = nbformat.read(str(release_nb), as_version=4)
     src = nbformat.read(str(source_nb), as_version=4)
     answers = {c.metadata["nbgrader"]["grade_id"]: strip_markers(c.source) for c in src.cells
-               if c.metadata.get("nbgrader", {}).get("solution")}
+               if is_answer_cell(c)}
     for grade_id, old, _ in mistakes:
         if grade_id not in answers or old not in answers[grade_id]:
             raise RuntimeError(f"demo: mistake {old!r} found nothing to change in answer cell {grade_id!r} of "

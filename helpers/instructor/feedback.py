@@ -8,7 +8,9 @@ read, and for every cell that held a hidden test region it:
 - keeps only the visible part of the source (the docstring) and says a hidden test ran there;
 - replaces the cell's outputs by one line: passed, or failed with the error's type and message,
   never a traceback;
-- removes from that message any line of the hidden test's source;
+- removes from that message any line of the hidden test's source (the rule of
+  :mod:`helpers.instructor.regions`: lines of at least 8 characters, whitespace-tolerant, verbatim or
+  HTML-escaped; regions found with the course's ``ClearHiddenTests`` delimiters);
 - removes hidden lines from the outputs of visible cells too: streams, errors (tracebacks) and the
   text of display outputs (a student's function can read the hidden test that calls it from
   IPython's input history and show it later); a display output that had to be scrubbed keeps
@@ -20,70 +22,28 @@ Scores per test stay, and so do the student's own errors in visible cells.
 """
 from __future__ import annotations
 
-import re
-
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-BEGIN, END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def split_hidden(source: str) -> tuple[str, list[str]]:
-    """Return (the source without hidden regions, the hidden lines)."""
-    visible, hidden, inside = [], [], False
-    for line in source.split("\n"):
-        if BEGIN in line:
-            inside = True
-        elif END in line:
-            inside = False
-        elif inside:
-            hidden.append(line)
-        else:
-            visible.append(line)
-    return "\n".join(visible), hidden
-
-
-def scrub(text: str, hidden_lines: list[str]) -> str:
-    text = ANSI.sub("", text)
-    for line in sorted({ln.strip() for ln in hidden_lines if len(ln.strip()) >= 4}, key=len, reverse=True):
-        text = text.replace(line, "[hidden]")
-    return text
+from .regions import HIDDEN, MIN_LENGTH, Regions, scrub
 
 
 def scrub_bundle(data: dict, hidden_lines: list[str]) -> dict:
-    """Scrub every text representation of a display output; drop the binary ones when the text
-    representations had to be scrubbed (an image could show the same text)."""
+    """Scrub every text representation of a display output (verbatim or HTML-escaped lines, see
+    :mod:`helpers.instructor.regions`); drop the binary ones when the text representations had to be
+    scrubbed (an image could show the same text)."""
     out, changed = {}, False
     for mime, value in data.items():
         if mime.startswith("text/") or mime.endswith("json") or mime.endswith("+xml") or mime == "image/svg+xml":
             text = value if isinstance(value, str) else "".join(value) if isinstance(value, list) else str(value)
             clean = scrub(text, hidden_lines)
-            if html_unescape(clean) != clean:
-                clean = scrub_html(clean, hidden_lines)
             changed |= clean != text
             out[mime] = clean
         else:
             out[mime] = value
     if changed:
-        out = {k: v for k, v in out.items() if k.startswith("text/plain")} or {"text/plain": "[hidden]"}
+        out = {k: v for k, v in out.items() if k.startswith("text/plain")} or {"text/plain": HIDDEN}
     return out
-
-
-def html_unescape(text: str) -> str:
-    import html
-
-    return html.unescape(text)
-
-
-def scrub_html(text: str, hidden_lines: list[str]) -> str:
-    """Scrub lines that appear HTML-escaped (``&quot;``) in an HTML representation."""
-    import html
-
-    for line in sorted({ln.strip() for ln in hidden_lines if len(ln.strip()) >= 4}, key=len, reverse=True):
-        for variant in (html.escape(line), html.escape(line, quote=False), line.replace('"', "&#34;")):
-            text = text.replace(variant, "[hidden]")
-    return text
 
 
 class HideHiddenTests(NbGraderPreprocessor):
@@ -91,15 +51,12 @@ class HideHiddenTests(NbGraderPreprocessor):
 
     def preprocess(self, nb, resources):
         self._count = 0
-        all_hidden = []
-        for cell in nb.cells:
-            if cell.cell_type == "code" and BEGIN in cell.source:
-                all_hidden += split_hidden(cell.source)[1]
-        self._hidden = all_hidden
+        self._regions = Regions(self.config)  # the course's delimiters (ClearHiddenTests.begin_test_delimeter...)
+        hidden_cells = [cell for cell in nb.cells if cell.cell_type == "code" and self._regions.has_hidden(cell)]
+        self._hidden = [line for cell in hidden_cells for line in self._regions.split_hidden(cell.source)[1]]
         # the grade ids of hidden test cells name the hidden cases too (and nbgrader writes them into
         # the source of a cell it restored: "This cell (id:test_..._hidden) was missing")
-        self._hidden_ids = [cell.metadata.get("nbgrader", {}).get("grade_id", "") for cell in nb.cells
-                            if cell.cell_type == "code" and BEGIN in cell.source]
+        self._hidden_ids = [cell.metadata.get("nbgrader", {}).get("grade_id", "") for cell in hidden_cells]
         self._hidden_ids = [g for g in self._hidden_ids if g]
         return super().preprocess(nb, resources)
 
@@ -112,7 +69,7 @@ class HideHiddenTests(NbGraderPreprocessor):
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code":
             return cell, resources
-        if BEGIN not in cell.source:
+        if not self._regions.has_hidden(cell):
             # a visible cell: its outputs may still quote a hidden line (say, a student's function saw the
             # hidden test that called it, through IPython's input history, and printed or displayed it)
             for out in cell.get("outputs", []):
@@ -126,7 +83,7 @@ class HideHiddenTests(NbGraderPreprocessor):
                     out["data"] = scrub_bundle(out.get("data", {}), self._hidden + self._hidden_ids)
             return cell, resources
         self._count += 1
-        visible, _ = split_hidden(cell.source)
+        visible, _ = self._regions.split_hidden(cell.source)
         visible = self._scrub(visible)
         cell.source = (visible.rstrip() + "\n" if visible.strip() else "") + \
             "# A hidden test ran here; its code is not shown."
@@ -143,12 +100,13 @@ class HideHiddenTests(NbGraderPreprocessor):
         return cell, resources
 
 
-def hidden_test_texts(source_nb) -> list[str]:
-    """Every non-trivial hidden line of a source notebook, and the grade ids of hidden cells."""
-    texts = []
+def hidden_test_texts(source_nb, config=None) -> list[str]:
+    """Every hidden line of a source notebook that feedback must not show (stripped, at least
+    ``MIN_LENGTH`` characters once squashed), and the grade ids of hidden cells."""
+    regions, texts = Regions(config), []
     for cell in source_nb.cells:
-        if cell.cell_type == "code" and BEGIN in cell.source:
-            texts += [ln.strip() for ln in split_hidden(cell.source)[1] if len(ln.strip()) >= 8]
+        if cell.cell_type == "code" and regions.has_hidden(cell):
+            texts += [ln.strip() for ln in regions.split_hidden(cell.source)[1] if len(" ".join(ln.split())) >= MIN_LENGTH]
             texts.append(cell.metadata["nbgrader"]["grade_id"])
     return texts
 

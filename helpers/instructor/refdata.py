@@ -13,25 +13,34 @@ import numpy as np
 
 from ..data import REFERENCE_FILE, write_value
 from .cases import CASES
-from .course import ASSIGNMENTS, GRADED_FUNCTIONS
+from .course import ASSIGNMENTS, GRADED_FUNCTIONS, ROOT
 from .outofkernel.judge import expected
+from .regions import Regions, is_answer_cell
 
 
-def solution_source(nb_path: Path) -> str:
-    """The code of every solution cell of a notebook, joined, with the nbgrader markers left in."""
+def solution_source(nb_path: Path, regions: Regions | None = None) -> str:
+    """The code of every answer cell of a notebook, joined: the reference solution, without the lines of
+    nbgrader's solution delimiters (``regions``: the course's; default: nbgrader's defaults)."""
+    regions = regions or Regions()
     nb = nbformat.read(str(nb_path), as_version=4)
-    parts = [c.source for c in nb.cells
-             if c.cell_type == "code" and c.get("metadata", {}).get("nbgrader", {}).get("solution")]
+    parts = [regions.without_solution_delimiters(c.source) for c in nb.cells
+             if c.cell_type == "code" and is_answer_cell(c)]
     return "\n\n".join(parts)
 
 
-def reference_functions(root: Path | None = None) -> dict:
-    """Map each graded function to its reference implementation, taken from its own notebook."""
+def reference_functions(root: Path | str | None = None, config=None) -> dict:
+    """Map each graded function to its reference implementation, taken from its own notebook in the
+    course directory ``root`` (default: this repository). ``config`` is the course's nbgrader config
+    (delimiters, ``CourseDirectory.source_directory``); without it the notebooks are in ``notebooks/``."""
+    regions = Regions(config)
+    source_dir = config.CourseDirectory.get("source_directory", "source") if config is not None else "notebooks"
     funcs = {}
     for a in ASSIGNMENTS:
-        path = a.source if root is None else Path(root) / "notebooks" / a.id / f"{a.notebook}.ipynb"
+        path = a.source_at(root or ROOT, source_dir)
+        if not path.exists():
+            raise FileNotFoundError(f"no source notebook {path}")
         ns: dict = {"np": np, "__name__": f"reference_{a.id}"}
-        exec(compile("import numpy as np\n" + solution_source(path), str(path), "exec"), ns)
+        exec(compile("import numpy as np\n" + solution_source(path, regions), str(path), "exec"), ns)
         for f in a.functions:
             if f not in ns:
                 raise RuntimeError(f"{path}: no solution cell defines {f}")
