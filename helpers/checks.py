@@ -279,8 +279,8 @@ def _diagnose_to_grayscale(fn, args, got, case) -> str | None:
         return ("R and B are exchanged: 0.299 went to channel 2 and 0.114 to channel 0. The image is RGB: "
                 "channel 0 is red (weight 0.299), channel 2 is blue (weight 0.114).")
     if _close(gray, expected / 255.0):
-        return ("Your gray is the expected one divided by 255: keep the input's own scale (0 to 255 for a uint8 "
-                "image); do not rescale to [0, 1].")
+        return ("Your gray is the expected one divided by 255: keep the input's own scale (an image from 0 to 255 "
+                "gives a gray from 0 to 255); do not rescale to [0, 1].")
     if _close(gray, expected * 255.0):
         return "Your gray is the expected one times 255: keep the input's own scale; do not rescale it."
     if image.dtype == np.uint8:
