@@ -1,16 +1,22 @@
 """Checks for the graded functions, with messages a learner can act on.
 
 A visible test cell calls ``check_function(zero_pad, "zero_pad")``: it runs the learner's function
-on the canonical case stored in ``data/reference_outputs.h5`` and either prints one pass line or
-raises ``AssertionError`` with a message that says what was expected, what was given, and where
-in the lesson to look. Hidden test cells call the same function on the other stored cases.
+on the visible cases stored in ``data/reference_outputs.h5`` (the lesson's canonical case and, for
+``relu_backward``, ``conv_backward`` and ``distribute_value``, one small case beside it: an exact
+zero, pad 0, a non-square window) and either prints one pass line or raises ``AssertionError``
+with a message that says what was expected, what was given, and where in the lesson to look.
+Hidden test cells call the same function on the other stored cases.
 
 Every check catches, in this order: an error raised by the function, the wrong return type or
 tuple length, an input changed in place, the wrong cache, the wrong shape (with the output-size
 formula worked out on the case's numbers), the wrong dtype, and the wrong values (the first
-differing index, expected against got, and the largest error).
+differing index, expected against got, and the largest error). Numbers print as a learner writes
+them (``0.5``, ``False``), never as ``np.float64(0.5)``. A failure may end with a diagnosis: the
+wrong answer of one plausible mistake, recomputed inline from the case's inputs, that the
+learner's output equals exactly (a forgotten bias or stride, an unpadded slice, BT.709 weights...).
 
-This module holds no implementation of any graded function.
+This module holds no implementation of any graded function: a diagnosis returns a sentence, never
+an array, and computes only wrong answers.
 """
 from __future__ import annotations
 
@@ -599,7 +605,7 @@ def check_case(fn: Callable, func: str, case: str | Case = "canonical", *, quiet
 
 
 def check_function(fn: Callable, func: str, cases: str | Iterable[str] | None = None) -> None:
-    """Check ``fn`` (the learner's ``func``) on stored cases: by default every visible (canonical) case.
+    """Check ``fn`` (the learner's ``func``) on stored cases: by default every visible case.
 
     Prints one pass line when every case passes; raises ``AssertionError`` at the first failure.
     """
