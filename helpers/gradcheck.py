@@ -181,6 +181,7 @@ def check_activation_gradient(forward: Callable, backward: Callable, *, shape: t
             raise AssertionError(
                 f"gradient check of dZ FAILED at Z == 0: at dZ{list(idx)}, where Z is exactly 0 and dA is "
                 f"{float(dA[idx]):.8g}, your backward gives {float(analytic[idx]):.8g}; the course takes the "
-                f"slope of ReLU at 0 as {float(slope_at_zero):g}, so dZ must be {float(numeric[idx]):.8g} there "
-                "(use Z > 0, not Z >= 0).\nWhere to look: notebook 07, 'ReLU backward'.")
+                f"slope of ReLU at 0 as {float(slope_at_zero):g}, so dZ must be {float(numeric[idx]):.8g} there"
+                + (" (use Z > 0, not Z >= 0)" if slope_at_zero == 0 else "")
+                + ".\nWhere to look: notebook 07, 'ReLU backward'.")
     return check_gradient("dZ", analytic, numeric, where="notebook 07, 'ReLU backward'")
