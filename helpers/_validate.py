@@ -31,5 +31,6 @@ def require_array(func: str, name: str, value, *, ndim: int | tuple[int, ...] | 
 
 def require_positive_int(func: str, name: str, value) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{func}: {name} must be a positive integer, got {value!r}")
+        shown = value.item() if isinstance(value, np.generic) else value
+        raise ValueError(f"{func}: {name} must be a positive integer, got {shown!r}")
     return int(value)

@@ -1,16 +1,22 @@
 """Checks for the graded functions, with messages a learner can act on.
 
 A visible test cell calls ``check_function(zero_pad, "zero_pad")``: it runs the learner's function
-on the canonical case stored in ``data/reference_outputs.h5`` and either prints one pass line or
-raises ``AssertionError`` with a message that says what was expected, what was given, and where
-in the lesson to look. Hidden test cells call the same function on the other stored cases.
+on the visible cases stored in ``data/reference_outputs.h5`` (the lesson's canonical case and, for
+``relu_backward``, ``conv_backward`` and ``distribute_value``, one small case beside it: an exact
+zero, pad 0, a non-square window) and either prints one pass line or raises ``AssertionError``
+with a message that says what was expected, what was given, and where in the lesson to look.
+Hidden test cells call the same function on the other stored cases.
 
 Every check catches, in this order: an error raised by the function, the wrong return type or
 tuple length, an input changed in place, the wrong cache, the wrong shape (with the output-size
 formula worked out on the case's numbers), the wrong dtype, and the wrong values (the first
-differing index, expected against got, and the largest error).
+differing index, expected against got, and the largest error). Numbers print as a learner writes
+them (``0.5``, ``False``), never as ``np.float64(0.5)``. A failure may end with a diagnosis: the
+wrong answer of one plausible mistake, recomputed inline from the case's inputs, that the
+learner's output equals exactly (a forgotten bias or stride, an unpadded slice, BT.709 weights...).
 
-This module holds no implementation of any graded function.
+This module holds no implementation of any graded function: a diagnosis returns a sentence, never
+an array, and computes only wrong answers.
 """
 from __future__ import annotations
 
@@ -24,6 +30,35 @@ from .data import Case, list_cases, load_case
 
 RTOL = 1e-6
 ATOL = 1e-9
+
+
+# --------------------------------------------------------------------------- plain numbers
+def _show(value) -> str:
+    """A value as a learner writes it: ``0.5``, ``True``, ``(2, 3)``, never ``np.float64(0.5)``."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_show(k)}: {_show(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, tuple):
+        inner = ", ".join(_show(v) for v in value)
+        return f"({inner}{',' if len(value) == 1 else ''})"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, np.ndarray):
+        return np.array2string(value, precision=8, threshold=20)
+    return repr(value)
+
+
+def _close(got, candidate, rtol: float = 1e-6, atol: float = 1e-7) -> bool:
+    """``got`` (any array-like) equals ``candidate`` in shape and values."""
+    try:
+        g = np.asarray(got, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    c = np.asarray(candidate, dtype=np.float64)
+    return g.shape == c.shape and bool(np.allclose(g, c, rtol=rtol, atol=atol))
 
 
 # --------------------------------------------------------------------------- shape notes
@@ -70,14 +105,60 @@ def _backward_note(args) -> str:
 
 
 # --------------------------------------------------------------------------- diagnoses
+# Each diagnosis recomputes, with plain NumPy and inline, the answer that one plausible mistake
+# gives on the case's inputs, and names the mistake only when the learner's output is exactly that.
+# A diagnosis returns a sentence, never an array: none of them computes a graded function's answer.
+def _windows(A: np.ndarray, f: int) -> np.ndarray:
+    """Every f x f window of A (m, n_H, n_W, n_C) at stride 1, as a read-only view (m, ., ., n_C, f, f)."""
+    return np.lib.stride_tricks.sliding_window_view(A, (f, f), axis=(1, 2))
+
+
 def _diagnose_conv_forward(fn, args, got, case) -> str | None:
     A_prev, W, b, hp = args
     Z, Zexp = got.get("Z"), case.outputs["Z"]
-    if Z is not None and np.shape(Z) == Zexp.shape and np.allclose(Z + b, Zexp, rtol=RTOL, atol=1e-7):
+    if not isinstance(Z, np.ndarray):
+        return None
+    m, nh, nw, _ = A_prev.shape
+    f, n_C = W.shape[0], W.shape[3]
+    pad, s = int(hp["pad"]), int(hp["stride"])
+    n_H, n_W = Zexp.shape[1:3]
+    same_shape = Z.shape == Zexp.shape
+    if same_shape and _close(Z + b, Zexp):
         return "Every entry of Z is short by exactly b[..., c]: the bias was not added."
-    if Z is not None and np.shape(Z) == Zexp.shape and np.allclose(Z - b, Zexp, rtol=RTOL, atol=1e-7) \
-            and not np.allclose(b, 0):
+    if same_shape and not np.allclose(b, 0) and _close(Z - b, Zexp):
         return "Every entry of Z has the bias b[..., c] added twice."
+    if s > 1:
+        h1, w1 = nh + 2 * pad - f + 1, nw + 2 * pad - f + 1
+        if Z.shape == (m, h1, w1, n_C):
+            return (f"Z has the shape of a stride-1 output, {(m, h1, w1, n_C)}: the stride was left out of the "
+                    f"output size. With stride {s}: n_H = floor(({nh} + 2*{pad} - {f}) / {s}) + 1 = {n_H} and "
+                    f"n_W = floor(({nw} + 2*{pad} - {f}) / {s}) + 1 = {n_W}.")
+        if same_shape:
+            # the stride forgotten in the corners: windows start at (h, w), i.e. the stride-1 output, cut
+            P = np.pad(np.asarray(A_prev, dtype=np.float64), ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+            wrong = np.einsum("ihwcuv,uvck->ihwk", _windows(P[:, :n_H + f - 1, :n_W + f - 1, :], f), W) \
+                + np.reshape(b, (1, 1, 1, -1))
+            if _close(Z, wrong):
+                return (f"Z equals the stride-1 output cut to {n_H} x {n_W}: the windows start at vert_start = h and "
+                        f"horiz_start = w. With stride {s} they start at vert_start = h * stride and "
+                        "horiz_start = w * stride.")
+    if same_shape and pad > 0:
+        # the windows sliced from A_prev instead of the padded A_prev_pad; a window cut short at the
+        # border broadcasts against W as NumPy does (or raises, and then this is not the mistake)
+        wrong = np.zeros(Zexp.shape)
+        try:
+            for i in range(m):
+                for h in range(n_H):
+                    for w in range(n_W):
+                        window = A_prev[i, h * s:h * s + f, w * s:w * s + f, :]
+                        for c in range(n_C):
+                            wrong[i, h, w, c] = np.sum(window * W[:, :, :, c]) + b[0, 0, 0, c]
+        except ValueError:
+            wrong = None
+        if wrong is not None and _close(Z, wrong):
+            return (f"Z is what you get by taking the windows from A_prev itself: slice the padded input "
+                    f"(A_prev_pad = A_prev padded by pad = {pad} on height and width, then "
+                    "a_prev_pad = A_prev_pad[i]), so that the windows at the border see the zeros.")
     return None
 
 
@@ -86,6 +167,81 @@ def _diagnose_conv_single_step(fn, args, got, case) -> str | None:
     Z, Zexp = got.get("Z"), case.outputs["Z"]
     if Z is not None and np.ndim(Z) == 0 and np.isclose(float(Z) + b.item(), Zexp, rtol=RTOL):
         return "Z is short by exactly b: the bias was not added."
+    return None
+
+
+def _diagnose_conv_backward(fn, args, got, case) -> str | None:
+    dZ, (A_prev, W, b, hp) = args
+    dA_prev = got.get("dA_prev")
+    if (int(hp["pad"]) == 0 and isinstance(dA_prev, np.ndarray) and dA_prev.ndim == 4
+            and 0 in dA_prev.shape[1:3] and 0 not in A_prev.shape[1:3]):
+        return ("dA_prev is empty: with pad = 0, dA_prev_pad[:, pad:-pad, pad:-pad, :] is "
+                "dA_prev_pad[:, 0:0, 0:0, :] (-0 is 0). Cut the padding off with "
+                "dA_prev_pad[:, pad:pad + n_H_prev, pad:pad + n_W_prev, :], which works for every pad.")
+    return None
+
+
+def _diagnose_pool_forward(fn, args, got, case) -> str | None:
+    A_prev, hp, mode = args
+    A, Aexp = got.get("A"), case.outputs["A"]
+    if not isinstance(A, np.ndarray):
+        return None
+    m, nh, nw, nc = A_prev.shape
+    f, s = int(hp["f"]), int(hp["stride"])
+    n_H, n_W = Aexp.shape[1:3]
+    if mode == "average" and f > 1 and A.shape == Aexp.shape:
+        if _close(A, Aexp * (f * f)):
+            return (f"Every entry of A is exactly f*f = {f * f} times too large: you added up the window without "
+                    f"dividing. The average of an f x f window is its sum divided by f*f = {f * f} (np.mean does it).")
+        if _close(A, Aexp * f):
+            return (f"Every entry of A is exactly f = {f} times too large: divide the window's sum by f*f = {f * f}, "
+                    f"not by f = {f}.")
+    if s > 1:
+        h1, w1 = nh - f + 1, nw - f + 1
+        if A.shape == (m, h1, w1, nc):
+            return (f"A has the shape of a stride-1 output, {(m, h1, w1, nc)}: the stride was left out of the "
+                    f"output size. With stride {s}: n_H = floor(({nh} - {f}) / {s}) + 1 = {n_H} and "
+                    f"n_W = floor(({nw} - {f}) / {s}) + 1 = {n_W}.")
+        if A.shape == Aexp.shape and mode in ("max", "average"):
+            windows = _windows(np.asarray(A_prev, dtype=np.float64)[:, :n_H + f - 1, :n_W + f - 1, :], f)
+            wrong = windows.max(axis=(-2, -1)) if mode == "max" else windows.mean(axis=(-2, -1))
+            if _close(A, wrong):
+                return (f"A equals the stride-1 output cut to {n_H} x {n_W}: the windows start at vert_start = h "
+                        f"and horiz_start = w. With stride {s} they start at vert_start = h * stride and "
+                        "horiz_start = w * stride.")
+    return None
+
+
+def _diagnose_distribute_value(fn, args, got, case) -> str | None:
+    dz, shape = args
+    n_H, n_W = (int(n) for n in shape)
+    a = got.get("a")
+    if not isinstance(a, np.ndarray):
+        return None
+    if n_H != n_W and a.shape in ((n_H, n_H), (n_W, n_W)):
+        return (f"a has shape {a.shape}, a square: the window is shape = ({n_H}, {n_W}), which need not be square. "
+                "Unpack both sides, (n_H, n_W) = shape, and use them both.")
+    if a.shape != (n_H, n_W):
+        return None
+    if n_H != n_W:
+        for n, name in ((n_H, "n_H"), (n_W, "n_W")):
+            if _close(a, np.full((n_H, n_W), float(dz) / (n * n))):
+                return (f"Every entry is dz / ({name} * {name}) = {float(dz)} / {n * n}: the window is "
+                        f"{n_H} x {n_W}, not square. Divide by n_H * n_W = {n_H * n_W}.")
+    if n_H * n_W > 1 and float(dz) != 0 and _close(a, np.full((n_H, n_W), float(dz))):
+        return (f"Every entry is dz itself ({float(dz)}): spread it evenly, so that the {n_H * n_W} entries add "
+                f"up to dz: divide by n_H * n_W = {n_H * n_W}.")
+    return None
+
+
+def _diagnose_pool_backward(fn, args, got, case) -> str | None:
+    dA, (A_prev, hp), mode = args
+    d, expected = got.get("dA_prev"), case.outputs["dA_prev"]
+    f = int(hp["f"])
+    if mode == "average" and f > 1 and isinstance(d, np.ndarray) and d.shape == expected.shape \
+            and _close(d, expected * (f * f)):
+        return (f"Every entry of dA_prev is exactly f*f = {f * f} times too large: each window must receive "
+                f"dA[i, h, w, c] / (f*f), so check that distribute_value divides dz by n_H * n_W.")
     return None
 
 
@@ -112,11 +268,39 @@ def _diagnose_filter2d(fn, args, got, case) -> str | None:
     return None
 
 
+_BT709 = (0.2126, 0.7152, 0.0722)
+
+
 def _diagnose_to_grayscale(fn, args, got, case) -> str | None:
     (image,) = args
+    gray, expected = got.get("gray"), case.outputs["gray"]
+    if not isinstance(gray, np.ndarray) or gray.shape != expected.shape or image.ndim != 3 or image.shape[2] != 3:
+        return None
+    x = np.asarray(image, dtype=np.float64)
+    R, G, B = x[:, :, 0], x[:, :, 1], x[:, :, 2]
+    if _close(gray, _BT709[0] * R + _BT709[1] * G + _BT709[2] * B):
+        return ("You used the ITU-R BT.709 weights (0.2126, 0.7152, 0.0722), those of HDTV. This course uses "
+                "ITU-R BT.601: gray = 0.299 R + 0.587 G + 0.114 B.")
+    if _close(gray, 0.299 * B + 0.587 * G + 0.114 * R):
+        return ("R and B are exchanged: 0.299 went to channel 2 and 0.114 to channel 0. The image is RGB: "
+                "channel 0 is red (weight 0.299), channel 2 is blue (weight 0.114).")
+    if _close(gray, expected / 255.0):
+        return ("Your gray is the expected one divided by 255: keep the input's own scale (an image from 0 to 255 "
+                "gives a gray from 0 to 255); do not rescale to [0, 1].")
+    if _close(gray, expected * 255.0):
+        return "Your gray is the expected one times 255: keep the input's own scale; do not rescale it."
     if image.dtype == np.uint8:
-        return ("With uint8 input, adding the channels as uint8 wraps around above 255. Convert to float first "
-                "(image.astype(np.float64)) or multiply by the float weights before adding.")
+        total8 = (image[:, :, 0] + image[:, :, 1] + image[:, :, 2]).astype(np.float64)   # uint8: wraps at 256
+        if np.any(total8 != R + G + B):
+            g = np.asarray(gray, dtype=np.float64)
+            scale = float(np.sum(g * total8) / max(float(np.sum(total8 * total8)), 1e-300))
+            if (scale > 0 and _close(gray, scale * total8)) or _close(gray, total8 // 3):
+                return ("Your gray follows R + G + B added as uint8, which wraps around above 255 (250 + 250 is 244 "
+                        "in uint8). Convert to float first (image.astype(np.float64)), then use the weights "
+                        "0.299, 0.587 and 0.114.")
+    if _close(gray, (R + G + B) / 3.0):
+        return ("You took the plain mean of the three channels. Weigh them as the eye does (ITU-R BT.601): "
+                "gray = 0.299 R + 0.587 G + 0.114 B.")
     return None
 
 
@@ -130,6 +314,41 @@ def _diagnose_relu_backward(fn, args, got, case) -> str | None:
         return "Where Z == 0 the course takes the gradient of ReLU as 0: use Z > 0, not Z >= 0."
     return None
 
+
+def _diagnose_sobel_kernels(fn, args, got, case) -> str | None:
+    Kx, Ky = got.get("Kx"), got.get("Ky")
+    ex, ey = case.outputs["Kx"], case.outputs["Ky"]
+    if _close(Kx, ey) and _close(Ky, ex):
+        return "Kx and Ky are exchanged: Kx changes from left to right (columns -1, 0, 1), Ky from top to bottom."
+    for name, k, e in (("Kx", Kx, ex), ("Ky", Ky, ey)):
+        if _close(k, -e):
+            return (f"{name} has the opposite sign (flipped): the negative weights come first, "
+                    f"{name} = {_show(e.tolist())}, so that a dark-to-bright edge gives a positive response.")
+    return None
+
+
+def _diagnose_sobel_edges(fn, args, got, case) -> str | None:
+    gx, gy = got.get("gx"), got.get("gy")
+    ex, ey = case.outputs["gx"], case.outputs["gy"]
+    if not isinstance(gx, np.ndarray) or not isinstance(gy, np.ndarray):
+        return None
+    if not _close(ex, ey) and any(_close(gx, sx * ey) for sx in (1, -1)) and any(_close(gy, sy * ex) for sy in (1, -1)):
+        return ("gx and gy are exchanged: gx = filter2d(gray, Kx) with Kx = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]] "
+                "(vertical edges), gy = filter2d(gray, Ky) with Ky = Kx transposed. Check which kernel "
+                "sobel_kernels returns first, and which one you use for gx.")
+    neg_x = bool(np.any(ex != 0)) and _close(gx, -ex)
+    neg_y = bool(np.any(ey != 0)) and _close(gy, -ey)
+    if neg_x and neg_y:
+        return ("gx and gy both have the opposite sign: both kernels are flipped by 180 degrees, which is what "
+                "true convolution does. filter2d must not flip the kernel (cross-correlation), and Kx, Ky must "
+                "start with their negative weights: Kx = [[-1, 0, 1], ...], Ky = [[-1, -2, -1], ...].")
+    if neg_x:
+        return ("gx has the opposite sign: Kx is flipped left to right. Kx = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]] "
+                "is negative on the left, so that a dark-to-bright edge gives a positive gx.")
+    if neg_y:
+        return ("gy has the opposite sign: Ky is flipped upside down. Ky = [[-1, -2, -1], [0, 0, 0], [1, 2, 1]] "
+                "is negative on top, so that a dark-to-bright edge downwards gives a positive gy.")
+    return None
 
 # --------------------------------------------------------------------------- specs
 @dataclass(frozen=True)
@@ -164,24 +383,27 @@ SPECS: dict[str, Spec] = {
         {"dA_prev": "Add W[..., c] * dZ[i, h, w, c] into the padded gradient at the strided window, then cut the "
                     "padding off (careful: X[pad:-pad] is empty when pad = 0).",
          "dW": "Add a_slice * dZ[i, h, w, c], where a_slice comes from the padded input at the strided window.",
-         "db": "db[..., c] is the sum of dZ[..., c] over examples, rows and columns."}),
+         "db": "db[..., c] is the sum of dZ[..., c] over examples, rows and columns."},
+        diagnose=_diagnose_conv_backward),
     "pool_forward": Spec(
         ("A_prev", "hparameters", "mode"), ("A", "cache"), "notebook 05, 'Output size' and 'Max and average'",
         _pool_shape_note,
         {"A": "Window corners are h * stride and w * stride; take np.max for 'max' and np.mean for 'average', "
-              "one channel at a time."}),
+              "one channel at a time."},
+        diagnose=_diagnose_pool_forward),
     "create_mask_from_window": Spec(
         ("x",), ("mask",), "notebook 06, 'Max pooling: the mask'", _same_as(0, "x"),
         {"mask": "True exactly where x equals its largest entry, False elsewhere (a boolean array)."}, dtypes={"mask": "bool"}),
     "distribute_value": Spec(
         ("dz", "shape"), ("a",), "notebook 06, 'Average pooling: spreading the gradient'",
         lambda args: f"the shape argument itself, {tuple(args[1])}",
-        {"a": "Every entry is dz / (n_H * n_W)."}),
+        {"a": "Every entry is dz / (n_H * n_W)."}, diagnose=_diagnose_distribute_value),
     "pool_backward": Spec(
         ("dA", "cache", "mode"), ("dA_prev",), "notebook 06, 'Putting it together'",
         lambda args: f"the shape of A_prev, {np.shape(args[1][0])}",
         {"dA_prev": "The window corners must use the stride (vert_start = h * stride), and gradients from "
-                    "overlapping windows are added (+=), not assigned."}),
+                    "overlapping windows are added (+=), not assigned."},
+        diagnose=_diagnose_pool_backward),
     "relu": Spec(("Z",), ("A",), "notebook 07, 'ReLU forward'", _same_as(0, "Z"),
                  {"A": "A is Z where Z > 0, and 0 elsewhere, entry by entry."}),
     "relu_backward": Spec(
@@ -195,7 +417,8 @@ SPECS: dict[str, Spec] = {
     "sobel_kernels": Spec(
         (), ("Kx", "Ky"), "notebook 08, 'The Sobel kernels'", lambda args: "(3, 3) for each kernel",
         {"Kx": "Kx = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]: it responds to vertical edges (left to right change).",
-         "Ky": "Ky is Kx transposed: [[-1, -2, -1], [0, 0, 0], [1, 2, 1]]."}),
+         "Ky": "Ky is Kx transposed: [[-1, -2, -1], [0, 0, 0], [1, 2, 1]]."},
+        diagnose=_diagnose_sobel_kernels),
     "filter2d": Spec(
         ("image", "kernel"), ("out",), "notebook 08, 'Filtering an image'",
         lambda args: f"the same size as the image, {np.shape(args[0])}",
@@ -205,7 +428,8 @@ SPECS: dict[str, Spec] = {
         ("gray",), ("gx", "gy", "magnitude"), "notebook 08, 'Edges of the photograph'",
         lambda args: f"the same size as the image, {np.shape(args[0])}",
         {"gx": "gx = filter2d(gray, Kx).", "gy": "gy = filter2d(gray, Ky).",
-         "magnitude": "magnitude = sqrt(gx**2 + gy**2)."}),
+         "magnitude": "magnitude = sqrt(gx**2 + gy**2)."},
+        diagnose=_diagnose_sobel_edges),
 }
 
 
@@ -261,7 +485,7 @@ def compare_arrays(name: str, got, expected: np.ndarray, *, shape_note: str = ""
     idx, n_bad, max_err = diff
     return (f"{name} has the right shape {expected.shape} but wrong values.\n"
             f"  first wrong entry: {name}{list(idx)}\n"
-            f"  expected: {expected[idx]!r}\n  got:      {got[idx]!r}\n"
+            f"  expected: {_show(expected[idx])}\n  got:      {_show(got[idx])}\n"
             f"  {n_bad} of {expected.size} entries differ; largest absolute error {max_err:.4g}.\n"
             f"  Hint: {hint}")
 
@@ -302,7 +526,7 @@ def _check_cache(func: str, args: tuple, cache, case: Case, spec: Spec) -> str |
     for name, g, w in zip(names, cache, want):
         if isinstance(w, dict):
             if g != w:
-                return f"cache's {name} should be the hparameters you were given, {w}; got {g!r}."
+                return f"cache's {name} should be the hparameters you were given, {_show(w)}; got {_show(g)}."
             continue
         if not isinstance(g, np.ndarray) or g.shape != w.shape:
             return (f"cache's {name} should be the {name} you were given, shape {w.shape}; got "
@@ -322,11 +546,11 @@ def _check_not_mutated(func: str, spec: Spec, before: tuple, after: tuple) -> st
                 where = ""
                 if old.shape == new.shape:
                     idx = tuple(int(j) for j in np.argwhere(old != new)[0])
-                    where = f" (entry {list(idx)} was {old[idx]!r}, is now {new[idx]!r})"
+                    where = f" (entry {list(idx)} was {_show(old[idx])}, is now {_show(new[idx])})"
                 return (f"{func} changed its input {pname}{path} in place{where}. A graded function never changes "
                         "its inputs: write into a new array (np.zeros(...), or .copy()).")
         if isinstance(b, dict) and b != a:
-            return f"{func} changed its input {pname} in place: it was {b}, it is now {a}."
+            return f"{func} changed its input {pname} in place: it was {_show(b)}, it is now {_show(a)}."
     return None
 
 
@@ -369,7 +593,10 @@ def check_case(fn: Callable, func: str, case: str | Case = "canonical", *, quiet
         if msg:
             problems.append(msg)
     if problems:
-        diag = spec.diagnose(fn, c.args, got, c) if spec.diagnose else None
+        try:
+            diag = spec.diagnose(fn, c.args, got, c) if spec.diagnose else None
+        except Exception:   # a diagnosis is a bonus: it never hides the message above
+            diag = None
         text = "\n".join(problems) + (f"\nDiagnosis: {diag}" if diag else "")
         raise _fail(func, c, spec.lesson, text)
     if not quiet:
@@ -378,7 +605,7 @@ def check_case(fn: Callable, func: str, case: str | Case = "canonical", *, quiet
 
 
 def check_function(fn: Callable, func: str, cases: str | Iterable[str] | None = None) -> None:
-    """Check ``fn`` (the learner's ``func``) on stored cases: by default every visible (canonical) case.
+    """Check ``fn`` (the learner's ``func``) on stored cases: by default every visible case.
 
     Prints one pass line when every case passes; raises ``AssertionError`` at the first failure.
     """
@@ -409,7 +636,7 @@ def check_equal(name: str, got, expected, *, where: str = "", rtol: float = RTOL
     expected_arr = np.asarray(expected)
     if expected_arr.ndim == 0:
         ok = np.ndim(got) == 0 and np.isclose(float(got), float(expected_arr), rtol=rtol, atol=atol)
-        assert ok, (f"{name}: expected {float(expected_arr)!r}, got {got!r}."
+        assert ok, (f"{name}: expected {float(expected_arr)!r}, got {_show(got)}."
                     + (f" Where to look: {where}." if where else ""))
         return
     msg = compare_arrays(name, np.asarray(got) if isinstance(got, (list, tuple)) else got, expected_arr,

@@ -154,15 +154,34 @@ def check_pool_gradients(pool_forward: Callable, pool_backward: Callable, *, mod
 
 @demonstration
 def check_activation_gradient(forward: Callable, backward: Callable, *, shape: tuple = (2, 4, 4, 3),
-                              seed: int = 0) -> float:
+                              seed: int = 0, kinks: int = 4, slope_at_zero: float = 0.0) -> float:
     """Gradient check of an activation: ``backward(dA, Z)`` against ``forward(Z)`` (notebook 07).
 
-    Entries of Z are kept at least 0.01 away from 0, where ReLU has a kink.
+    ReLU has a kink at 0, where a finite difference means nothing (it gives the average of the two
+    slopes). So ``kinks`` entries of Z are put at exactly 0 and checked directly against the
+    course's convention, ``relu'(0) = slope_at_zero`` (0): there dZ must be ``slope_at_zero * dA``.
+    The other entries are kept at least 0.01 away from 0 and checked by finite differences.
+    ``kinks=0`` checks an activation without a kink.
     """
     rng = np.random.default_rng(seed)
     Z = rng.standard_normal(shape)
     Z = np.where(np.abs(Z) < 0.01, 0.5, Z)
     dA = rng.standard_normal(shape)
+    dA = np.where(np.abs(dA) < 0.1, 1.0, dA)          # a visible gradient everywhere, at the kinks too
+    kink = np.zeros(Z.shape, dtype=bool)
+    kink.flat[rng.choice(Z.size, size=min(int(kinks), Z.size), replace=False)] = True
+    Z[kink] = 0.0
     analytic = backward(dA, Z.copy())
     numeric = numerical_gradient(lambda z: _loss(forward(z), dA), Z)
+    numeric[kink] = slope_at_zero * dA[kink]           # the convention, not the meaningless finite difference
+    if isinstance(analytic, np.ndarray) and analytic.shape == Z.shape and kink.any():
+        bad = kink & ~np.isclose(np.asarray(analytic, dtype=np.float64), numeric, rtol=1e-9, atol=1e-12)
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise AssertionError(
+                f"gradient check of dZ FAILED at Z == 0: at dZ{list(idx)}, where Z is exactly 0 and dA is "
+                f"{float(dA[idx]):.8g}, your backward gives {float(analytic[idx]):.8g}; the course takes the "
+                f"slope of ReLU at 0 as {float(slope_at_zero):g}, so dZ must be {float(numeric[idx]):.8g} there"
+                + (" (use Z > 0, not Z >= 0)" if slope_at_zero == 0 else "")
+                + ".\nWhere to look: notebook 07, 'ReLU backward'.")
     return check_gradient("dZ", analytic, numeric, where="notebook 07, 'ReLU backward'")

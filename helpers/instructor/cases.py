@@ -4,9 +4,11 @@ Each builder returns the positional arguments of one call. Builders get the refe
 (``ref``, a dict of functions taken from the source notebooks) for inputs that are themselves
 outputs of another block, such as the ``dZ`` and ``cache`` that ``conv_backward`` consumes.
 
-``visible`` cases are the canonical cases of the lesson, published in the source material and
-checked by the visible test cells. The others are what the hidden test cells check: pad 0,
-non-square inputs, stride 2 and 3 in forward and backward, a batch of one, f = 1.
+``visible`` cases are what the visible test cells check: the canonical cases of the lesson,
+published in the source material, and, beside three of them, one small case that a published case
+cannot catch a common mistake on (an exact zero for ``relu_backward``, pad 0 for ``conv_backward``,
+a non-square window for ``distribute_value``). The others are what the hidden test cells check:
+pad 0, non-square inputs, stride 2 and 3 in forward and backward, a batch of one, f = 1.
 """
 from __future__ import annotations
 
@@ -103,6 +105,18 @@ def _relu_backward(seed, shape):
     return build
 
 
+def _relu_backward_zeros(seed, shape, zeros):
+    """Z = randn(shape) with exact zeros at the flat indices ``zeros``; dA = randn(shape), no zeros."""
+    def build(ref):
+        rs = np.random.RandomState(seed)
+        Z = rs.randn(*shape)
+        Z.flat[list(zeros)] = 0.0
+        dA = rs.randn(*shape)
+        dA[dA == 0] = 1.0
+        return (dA, Z)
+    return build
+
+
 def _photo_crop(top, left, h, w):
     return load_photo()[top:top + h, left:left + w].copy()
 
@@ -148,6 +162,8 @@ CASES: dict[str, dict[str, CaseSpec]] = {
     "conv_backward": {
         "canonical": CaseSpec("seed 1, A_prev (10, 4, 4, 3), W (2, 2, 3, 8), pad 2, stride 2, dZ = Z",
                               _conv_backward(1, (10, 4, 4, 3), (2, 2, 3, 8), 2, 2, dz_is_z=True), True),
+        "pad0": CaseSpec("seed 6, A_prev (2, 4, 4, 3), W (3, 3, 3, 2), pad 0, stride 1: cutting pad:-pad off "
+                         "leaves nothing", _conv_backward(6, (2, 4, 4, 3), (3, 3, 3, 2), 0, 1), True),
         "pad0_stride1": CaseSpec("pad 0, stride 1", _conv_backward(2, (2, 4, 5, 3), (2, 2, 3, 4), 0, 1)),
         "stride3_nonsquare": CaseSpec("stride 3, pad 2, non-square A_prev (2, 9, 11, 3)",
                                       _conv_backward(3, (2, 9, 11, 3), (3, 3, 3, 2), 2, 3)),
@@ -181,6 +197,8 @@ CASES: dict[str, dict[str, CaseSpec]] = {
     },
     "distribute_value": {
         "canonical": CaseSpec("dz = 2, shape = (2, 2)", lambda ref: (2, (2, 2)), True),
+        "nonsquare_3x2": CaseSpec("dz = 1.5, shape = (3, 2): a window that is not square",
+                                  lambda ref: (1.5, (3, 2)), True),
         "nonsquare": CaseSpec("dz = 3.0, shape = (2, 3)", lambda ref: (3.0, (2, 3))),
         "negative_3x3": CaseSpec("dz = -1.5, shape = (3, 3)", lambda ref: (-1.5, (3, 3))),
     },
@@ -208,6 +226,8 @@ CASES: dict[str, dict[str, CaseSpec]] = {
     "relu_backward": {
         "canonical": CaseSpec("seed 1, Z = randn(2, 4, 4, 3), dA = randn(2, 4, 4, 3)",
                               _relu_backward(1, (2, 4, 4, 3)), True),
+        "exact_zero": CaseSpec("seed 3, Z = randn(1, 3, 4, 2) with four exact zeros, where the gradient is 0",
+                               _relu_backward_zeros(3, (1, 3, 4, 2), (0, 5, 10, 19)), True),
         "at_zero": CaseSpec("the gradient at Z = 0 is taken as 0",
                             lambda ref: (np.array([[[[2.0], [3.0]], [[-1.0], [5.0]]]]),
                                          np.array([[[[0.0], [1.0]], [[-4.0], [0.0]]]]))),
