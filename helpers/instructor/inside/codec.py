@@ -20,7 +20,7 @@ MAX_DEPTH = 12              # containers nest at most this deep
 MAX_ITEMS = 64              # items of one tuple, list or dict
 MAX_NODES = 20_000          # values in one tree
 MAX_DIMS = 32
-MAX_BYTES = 48 * 2 ** 20    # raw bytes of all the arrays of one tree
+MAX_BYTES = 4 * 2 ** 20     # raw bytes of all the arrays of one tree (a right answer: < 25 KB)
 MAX_STR = 10_000
 ALLOWED_DTYPES = frozenset(np.dtype(order + code).str for order in "<>"   # bool, ints, floats, complex
                            for code in ("i1 i2 i4 i8 u1 u2 u4 u8 f2 f4 f8 c8 c16".split())) | {"|b1"}
