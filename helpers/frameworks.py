@@ -52,16 +52,16 @@ def grading() -> bool:
     return os.environ.get("CNN_COURSE_GRADING") == "1"
 
 
-def _switched_off() -> bool:
-    # For the course's own test of a machine without the extra (tests/test_frameworks.py) only.
-    return os.environ.get("CNN_COURSE_FRAMEWORKS", "").lower() == "off"
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):     # a broken install, or an import hook that refuses the name
+        return False
 
 
 def missing() -> list[str]:
     """The framework modules that cannot be imported here."""
-    if _switched_off():
-        return list(MODULES)
-    return [name for name in MODULES if importlib.util.find_spec(name) is None]
+    return [name for name in MODULES if not _importable(name)]
 
 
 def available() -> bool:
