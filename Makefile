@@ -10,17 +10,21 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all install browser release run-notebooks demo site lab test test-fast bench refdata clean
+.PHONY: all install frameworks browser release run-notebooks demo site lab test test-fast bench refdata clean
 
 all: release run-notebooks demo site  ## the main job
 
-install: $(STAMP)  ## create .venv and install the course with its test tools
+install: $(STAMP)  ## create .venv and install the course with its test tools and the frameworks
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,frameworks]'
 	touch $(STAMP)
+
+frameworks:  ## PyTorch, Keras 3 and TensorFlow for the "In the frameworks" cells (the extra .[frameworks])
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[frameworks]'
 
 browser:  ## Debian's chromium for the browser tests (installed with apt when missing and root)
 	@if [ ! -x /usr/bin/chromium ]; then \

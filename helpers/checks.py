@@ -82,7 +82,7 @@ def _pool_shape_note(args) -> str:
     f, s = hp["f"], hp["stride"]
     return (f"no padding in pooling: n_H = floor((n_H_prev - f) / stride) + 1 = floor(({nh} - {f}) / {s}) + 1 = "
             f"{_out_size(nh, f, 0, s)}; n_W = floor(({nw} - {f}) / {s}) + 1 = {_out_size(nw, f, 0, s)}; "
-            f"n_C = n_C_prev = {nc}. Pooling halves each side only when f = 2 and stride = 2")
+            f"n_C = n_C_prev = {nc}. Pooling halves an even side with stride = 2 and f = 2 (or f = 1), not in general")
 
 
 def _pad_shape_note(args) -> str:
