@@ -36,6 +36,14 @@ WINDOW_COLOR = "#e63946"
 OUT_COLOR = "#2a9d8f"
 
 
+@demonstration
+def demo(fn):
+    """Run a lesson demonstration, ``fn()``: a function of the cell that computes on the photograph
+    with your functions and draws the result. While the grader grades it returns at once (no grade
+    depends on it, and it is the slowest part of a notebook)."""
+    return fn()
+
+
 def _in_notebook() -> bool:
     try:
         from IPython import get_ipython
