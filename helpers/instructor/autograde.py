@@ -97,7 +97,7 @@ class Settings:
         policy = Policy.from_dict(self.policy)
         policy.slot = slot
         policy.enabled = bool(self.sandbox)
-        policy.limits.cpu_seconds = max(policy.limits.cpu_seconds, int(self.budget) + 30)
+        policy.cpu_seconds = max(policy.cpu_seconds, int(self.budget) + 30)
         return policy
 
     def worker_config(self, slot: int):
@@ -288,7 +288,7 @@ def autograde(root: Path | str, assignments: list[str] | None = None, *, jobs: i
 
     ``sandbox=False`` runs student code as the grading user, unconfined (only for trusted code);
     ``out_of_kernel=False`` skips the out-of-kernel check; ``limits`` overrides fields of
-    :class:`helpers.instructor.sandbox.Limits` (``address_space``, ``cpu_seconds``, ``processes``,
+    :class:`helpers.instructor.sandbox.Policy` (``address_space``, ``cpu_seconds``, ``processes``,
     ``file_size``, ``open_files``).
     """
     root = Path(root).resolve()
@@ -334,7 +334,7 @@ def _check_sandbox(settings: Settings, config, jobs: int, stream) -> None:
         return
     try:
         ensure_users(jobs)
-        report, _ = probe(settings.make_policy(0), secret=_secret_paths(config))
+        report = probe(settings.make_policy(0))
     except SandboxError as exc:
         raise CourseError(f"the grading sandbox does not work here: {exc}. Fix it, or grade trusted "
                           f"submissions without it (sandbox=False)") from None
@@ -372,7 +372,8 @@ def _kill_slot(settings: Settings, slot: int) -> None:
         return
     import pwd
 
-    from .sandbox import acquire_slot, kill_processes, release_slot
+    from .sandbox import acquire_slot, release_slot
+    from .sandbox.users import kill_user_processes
 
     got, token = acquire_slot(slot)
     try:
@@ -382,7 +383,7 @@ def _kill_slot(settings: Settings, slot: int) -> None:
             uid = pwd.getpwnam(settings.make_policy(slot).user_name).pw_uid
         except KeyError:
             return
-        kill_processes(uid=uid)
+        kill_user_processes(uid)
     finally:
         release_slot(token)
 

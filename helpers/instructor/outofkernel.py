@@ -486,22 +486,20 @@ class _Child:
         r, w = os.pipe()
         self.r = r
         cmd = [sys.executable, "-I", "-m", "helpers.instructor.outofkernel", "--child", str(w)]
-        if box is not None:
-            argv = box.argv(cmd, log=f"{name}.log", keep_fds=[w], env={**box.env(), "MPLBACKEND": "Agg"})
-            cwd = str(box.home)
-        else:
-            argv, cwd = cmd, None
         self.log = f"{name}.log"
-        err = open(os.path.join(str(box.base), f"{name}.err"), "wb") if box is not None else subprocess.DEVNULL
+        err = box.open_log(self.log) if hasattr(box, "open_log") else subprocess.DEVNULL
         try:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err,
-                                         pass_fds=[w], cwd=cwd, start_new_session=True,
-                                         env=None if box is not None and box.policy.enabled
-                                         else {**os.environ, "MPLBACKEND": "Agg"})
+            if box is not None:   # a new sandbox of the box (its own PID namespace), cwd its scratch folder
+                self.proc = box.spawn(cmd, pass_fds=(w,), env={"MPLBACKEND": "Agg"}, stdin=subprocess.PIPE,
+                                      stdout=subprocess.DEVNULL, stderr=err)
+            else:
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err,
+                                             pass_fds=[w], start_new_session=True,
+                                             env={**os.environ, "MPLBACKEND": "Agg"})
         finally:
             os.close(w)
-            if box is not None:
-                err.close()
+            if isinstance(err, int) and err >= 0:
+                os.close(err)
         try:
             self.proc.stdin.write(json.dumps(job).encode())
             self.proc.stdin.close()

@@ -8,8 +8,9 @@
   same function. nbgrader alone fails such a notebook (``KeyError`` in ``add_missing_cells``).
 - ``SandboxedExecute`` (instead of nbgrader's ``Execute``):
 
-  * every kernel runs in a :class:`helpers.instructor.sandbox.Box` (own user, no network,
-    private file system, resource limits) and talks to the grader over ``ipc`` sockets;
+  * every kernel runs in a :class:`helpers.instructor.sandbox.Box` (bubblewrap: own user, own PID
+    namespace, no network, read-only file system, cgroups and rlimits) and talks to the grader over
+    ``ipc`` sockets that the grader made (see :mod:`helpers.instructor.sandbox.provisioner`);
   * before the kernel starts, :func:`helpers.instructor.outofkernel.evaluate` checks every graded
     function outside the kernel on fresh random inputs;
   * **partial credit survives a crash.** A cell during which the kernel dies (``os._exit``, a
@@ -128,20 +129,14 @@ class SandboxedExecute(Execute):
 
     # ---------------------------------------------------------------- kernel setup
     def create_kernel_manager(self):
-        from jupyter_client.kernelspec import KernelSpec
-
-        km = super().create_kernel_manager()
+        if isinstance(self._box, sandbox.Box):   # a kernel in the box, through its kernel provisioner
+            km = self._box.kernel_manager()
+            self._kernel_log = os.path.basename(km.ip) + ".log"
+            self.km = km
+        else:
+            km = super().create_kernel_manager()
         if hasattr(km, "max_message_bytes"):
             km.max_message_bytes = self.max_message_bytes
-        if self._box is not None and self._box.policy.enabled:
-            name = self._box.next_name("kernel")
-            km.transport = "ipc"
-            km.ip = str(self._box.run / name)
-            km.connection_file = str(self._box.run / f"{name}.json")
-            km._kernel_spec = KernelSpec(argv=self._box.kernel_argv(log=f"{name}.log"),
-                                         display_name="Python 3 (cnn-course sandbox)", language="python",
-                                         interrupt_mode="signal", env={})
-            self._kernel_log = f"{name}.log"
         return km
 
     def _course_paths(self, resources):
@@ -173,7 +168,15 @@ class SandboxedExecute(Execute):
         root, files_from, secret = self._course_paths(resources)
         policy = sandbox.Policy.from_dict(self.sandbox_policy)
         policy.enabled = policy.enabled and self.sandbox_enabled
-        self._box = sandbox.Box(policy, f"{info.get('student')}-{assignment}", files_from=files_from, secret=secret)
+        staged = sandbox.stage_files(files_from)
+        try:
+            box_class = sandbox.Box if policy.enabled else sandbox.NullBox
+            self._box = box_class(policy, f"{info.get('student')}-{assignment}", files_dir=staged)
+        finally:
+            if staged is not None:
+                import shutil
+
+                shutil.rmtree(staged.parent, ignore_errors=True)
         self._kernel_log = None
         self._dangerous = set()
         grading = {"verdicts": {}, "test_functions": {}, "events": []}
@@ -191,13 +194,12 @@ class SandboxedExecute(Execute):
                 grading["verdicts"] = {gid: v.__dict__ for gid, v in verdicts.items()}
                 self._dangerous = {v.function for v in verdicts.values() if v.status in ("timeout", "crashed")}
                 grading["out_of_kernel_seconds"] = time.monotonic() - t0
-                self._box.kill_strays()   # whatever the check left behind must not count against the kernel
                 for v in verdicts.values():
                     if v.status == "infra":
                         note(f"the out-of-kernel check of {v.function} could not run: {v.message[:120]}")
             run_sync(self._async_run)()
         finally:
-            self._box.cleanup()
+            self._box.close()
             self._box = None
         resources["cnn_grading"] = grading
         return self.nb, self.resources
@@ -321,7 +323,7 @@ class SandboxedExecute(Execute):
                         if not await self._responsive():
                             raise CellTimeoutError("the kernel did not respond to an interrupt")
                     if self._box is not None:
-                        n = self._box.kill_strays(keep={self._kernel_pid()}, pgid=self._kernel_pid())
+                        n = self._box.kill_strays(self.km)
                         if n:
                             note(f"killed {n} processes left behind by cell {gid}")
                 except Exception as exc:   # a dead kernel, a stuck one, or garbage on the channels
@@ -350,8 +352,6 @@ class SandboxedExecute(Execute):
             except Exception:
                 pass
             self.km = self.kc = None
-            if self._box is not None:
-                self._box.kill_strays()
 
     async def _start_kernel(self, attempts: int = 3) -> bool:
         """Start ``self.km``'s kernel and a client; on failure kill what is left and try again."""
@@ -359,12 +359,8 @@ class SandboxedExecute(Execute):
 
         for attempt in range(attempts):
             try:
-                if self._box is not None:
-                    self._box.unseal_run()
                 await self.async_start_new_kernel()
                 await self.async_start_new_kernel_client()
-                if self._box is not None:
-                    self._box.seal_run()
                 return True
             except Exception as exc:
                 note(f"the kernel did not start ({type(exc).__name__}); trying again" if attempt + 1 < attempts
@@ -382,8 +378,6 @@ class SandboxedExecute(Execute):
         except Exception:
             pass
         self.kc = None
-        if self._box is not None:
-            self._box.kill_strays()
 
     async def _responsive(self, timeout: float = 5.0) -> bool:
         """Does the kernel answer (after an interrupt)? A kernel that ignores SIGINT does not."""

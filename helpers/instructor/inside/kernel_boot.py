@@ -15,8 +15,8 @@ import sys
 
 
 def main(argv):
-    if len(argv) != 3 or argv[1] != "-f":
-        sys.exit("usage: kernel_boot.py -f CONNECTION_FILE")
+    if len(argv) < 3 or argv[1] != "-f":
+        sys.exit("usage: kernel_boot.py -f CONNECTION_FILE [ipykernel options]")
     fds = {}
     for item in os.environ.pop("CNN_KERNEL_FDS", "").split(","):
         if item:
@@ -48,7 +48,7 @@ def main(argv):
     zmq.Socket.bind = bind
     from ipykernel import kernelapp
 
-    kernelapp.launch_new_instance(argv=["-f", argv[2]])
+    kernelapp.launch_new_instance(argv=["-f", argv[2], *argv[3:]])
 
 
 if __name__ == "__main__":

@@ -5,10 +5,10 @@ See :mod:`.box` (layout, lifetime), :mod:`.bwrap` (namespaces, read-only file sy
 box), :mod:`.provisioner` (kernels on root-made sockets), :mod:`.users` (slot users and locks) and
 :mod:`.probe`.
 """
-from .box import Box, NullBox
+from .box import Box, NullBox, stage_files
 from .policy import GiB, MiB, Policy, SandboxError, SandboxReport
 from .probe import probe
 from .users import acquire_slot, ensure_users, release_slot, remove_stale_boxes
 
 __all__ = ["Box", "NullBox", "Policy", "SandboxError", "SandboxReport", "acquire_slot", "ensure_users", "probe",
-           "release_slot", "remove_stale_boxes", "GiB", "MiB"]
+           "release_slot", "remove_stale_boxes", "stage_files", "GiB", "MiB"]

@@ -128,12 +128,30 @@ class Box:
             return ""
         return "\n".join(text.strip().splitlines()[-lines:])
 
+    def next_name(self, stem: str) -> str:
+        """A fresh file name stem in this box (logs of out-of-kernel children)."""
+        self._names = getattr(self, "_names", 0) + 1
+        return f"{stem}{self._names}"
+
     def kernel_manager(self):
         """A new ``AsyncKernelManager`` whose kernel starts in this box (see :mod:`.provisioner`)."""
         from .provisioner import box_kernel_manager
 
         self._kms += 1
         return box_kernel_manager(self, f"k{self._kms}")
+
+    def kill_strays(self, km) -> int:
+        """Kill every process of ``km``'s kernel sandbox but the kernel (after a cell); how many."""
+        import psutil
+
+        prov = getattr(km, "provisioner", None)
+        procs = prov.strays() if hasattr(prov, "strays") else []
+        for p in procs:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        return len(procs)
 
     def close(self) -> None:
         """End every process of the box, unmount the scratch tmpfs, remove cgroups and folders (idempotent)."""
@@ -162,6 +180,8 @@ class Box:
                 shutil.rmtree(base, ignore_errors=True)
         users.release_slot(self._token)
         self._token = None
+
+    cleanup = close    # the old name
 
     def __enter__(self):
         return self
@@ -199,6 +219,15 @@ class NullBox:
         self._procs.append(proc)
         return proc
 
+    def kill_strays(self, km) -> int:
+        return 0
+
+    def next_name(self, stem: str) -> str:
+        return stem
+
+    def log_tail(self, name: str, lines: int = 5) -> str:
+        return ""
+
     def kernel_manager(self):
         from .provisioner import CappedKernelManager
 
@@ -215,11 +244,55 @@ class NullBox:
                 pass
         shutil.rmtree(self.base, ignore_errors=True)
 
+    cleanup = close    # the old name
+
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+def stage_files(sources, limit: int = 50 * 2 ** 20) -> Path | None:
+    """A root-owned copy of the regular files under ``sources`` (never a symlink, a dot file or a
+    notebook), at most ``limit`` bytes in all, to give a box as ``files_dir``; ``None`` if there are none.
+    The folder is world-readable (the sandbox user copies from it) inside a private temp folder."""
+    import stat
+
+    top = Path(tempfile.mkdtemp(prefix="cnn-stage-"))
+    dest_root = top / "files"
+    dest_root.mkdir(mode=0o755)
+    os.chmod(dest_root, 0o755)
+    total = n = 0
+    for src in [Path(s) for s in sources if s]:
+        if not src.is_dir() or src.is_symlink():
+            continue
+        for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".") and not os.path.islink(os.path.join(dirpath, d))]
+            rel = os.path.relpath(dirpath, src)
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                if name.endswith(".ipynb") or name.startswith("."):
+                    continue
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                except OSError:
+                    continue
+                with os.fdopen(fd, "rb") as fh:
+                    st = os.fstat(fd)
+                    if not stat.S_ISREG(st.st_mode) or total + st.st_size > limit:
+                        continue
+                    total += st.st_size
+                    out = dest_root / rel / name
+                    out.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+                    with open(out, "wb") as dst:
+                        shutil.copyfileobj(fh, dst)
+                    os.chmod(out, 0o644)
+                    n += 1
+    if not n:
+        shutil.rmtree(top, ignore_errors=True)
+        return None
+    return dest_root
 
 
 def lookup(box_id: str) -> Box:

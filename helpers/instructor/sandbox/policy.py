@@ -49,6 +49,7 @@ class Policy:
     @classmethod
     def from_dict(cls, d: dict | None) -> "Policy":
         d = dict(d or {})
+        d.update(d.pop("limits", None) or {})   # the old nested form {"limits": {"address_space": ...}}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

@@ -120,6 +120,23 @@ class SandboxProvisioner(LocalProvisioner):
             return
         await super().send_signal(signum)
 
+    def strays(self) -> list:
+        """Processes in this kernel's sandbox other than the kernel (what cells left behind): every
+        descendant of the sandbox's init but its oldest child, the kernel (started before any student code)."""
+        import psutil
+
+        try:
+            init = psutil.Process(self.process.pid).children()
+        except (psutil.Error, AttributeError):
+            return []
+        if not init:
+            return []
+        inside = init[0].children(recursive=True)
+        if not inside:
+            return []
+        kernel = min(inside, key=lambda p: (p.create_time(), p.pid) if p.is_running() else (float("inf"), 0))
+        return [p for p in inside if p.pid != kernel.pid]
+
     async def cleanup(self, restart: bool = False) -> None:
         self._close_listeners()
         await super().cleanup(restart)
