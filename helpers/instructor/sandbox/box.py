@@ -170,8 +170,8 @@ class Box:
                 pass
         if self.cg is not None:
             self.cg.remove()
-        if self.root_mode and self.uid is not None:
-            users.kill_user_processes(self.uid)   # the slot is ours: nothing of its user may outlive the box
+        if self.root_mode and self.uid is not None and self._token is not None and users.holders(self._token) <= 1:
+            users.kill_user_processes(self.uid)   # the slot is ours alone: nothing of its user may outlive the box
         base = getattr(self, "base", None)
         if base is not None:
             if getattr(self, "_mounted", False) and not scratch.unmount(str(self.scratch_host)):

@@ -80,6 +80,11 @@ def acquire_slot(preferred: int = 0, max_slots: int = 64) -> tuple[int, int | No
     raise SandboxError(f"all {max_slots} sandbox slots are in use by other grading runs")
 
 
+def holders(slot: int) -> int:
+    """How many boxes of this process hold ``slot`` (a worker's boxes reuse its slot)."""
+    return _HELD.get(slot, [None, 0])[1]
+
+
 def release_slot(token: int | None) -> None:
     held = _HELD.get(token) if token is not None else None
     if held is None:
