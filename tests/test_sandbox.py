@@ -428,6 +428,15 @@ def test_kernel_interrupt_restart_and_message_cap(rootbox):
             r = await _execute(kc, "import os, numpy, helpers\nassert os.environ['CNN_COURSE_GRADING'] == '1'\n"
                                    "assert os.getcwd() == '/scratch'\nopen('keep.txt', 'w').write('kept')")
             assert r["status"] == "ok", r
+            # what a cell leaves behind (a double-forked daemon, a zombie leader with a live thread) goes;
+            # the kernel stays
+            r = await _execute(kc, LEFTOVERS)
+            assert r["status"] == "ok", r
+            assert len(km.provisioner.strays()) == 2, km.provisioner.strays()   # (dead zombies are not counted)
+            assert box.kill_strays(km) >= 1
+            time.sleep(0.5)
+            assert km.provisioner.strays() == []
+            assert (await _execute(kc, "print(1)"))["stdout"] == "1\n"
             kc.execute("while True: pass")
             await asyncio.sleep(1.5)
             await km.interrupt_kernel()

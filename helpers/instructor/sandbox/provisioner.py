@@ -135,11 +135,21 @@ class SandboxProvisioner(LocalProvisioner):
         if not inside:
             return []
         kernel = min(inside, key=lambda p: (p.create_time(), p.pid) if p.is_running() else (float("inf"), 0))
-        return [p for p in inside if p.pid != kernel.pid]
+        return [p for p in inside if p.pid != kernel.pid and not _dead(p)]
 
     async def cleanup(self, restart: bool = False) -> None:
         self._close_listeners()
         await super().cleanup(restart)
+
+
+def _dead(p) -> bool:
+    """A real zombie (nothing left to kill); a zombie leader whose other threads run is alive."""
+    import psutil
+
+    try:
+        return p.status() == psutil.STATUS_ZOMBIE and p.num_threads() <= 1
+    except psutil.Error:
+        return True
 
 
 def write_kernelspec(box) -> str:
