@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the check of each function on fresh inputs outside the kernel")
     s.add_argument("--memory-limit", type=int, default=None, metavar="MiB",
                    help="address-space limit per kernel (default 2048)")
-    s.add_argument("--max-processes", type=int, default=None, help="process limit per sandbox user (default 96)")
+    s.add_argument("--max-processes", type=int, default=None, help="process limit (RLIMIT_NPROC) per sandbox user (default 256; the whole box: 128 with cgroups)")
     s.set_defaults(func=cmd_autograde)
 
     s = sub.add_parser("feedback", help="HTML feedback without hidden tests")

@@ -48,7 +48,13 @@ def main(argv):
     zmq.Socket.bind = bind
     from ipykernel import kernelapp
 
-    kernelapp.launch_new_instance(argv=["-f", argv[2], *argv[3:]])
+    app = kernelapp.IPKernelApp.instance()
+    app.initialize(["-f", argv[2], *argv[3:]])
+    # only now, with the kernel's own modules loaded, may code import from the working directory
+    # (a student's mylib.py), as in any Jupyter kernel; a student's zmq.py or ipykernel_launcher.py
+    # could not take part in starting the kernel
+    sys.path.insert(0, "")
+    app.start()
 
 
 if __name__ == "__main__":

@@ -106,8 +106,7 @@ def command(cmd: list[str], *, uid: int | None, gid: int | None, scratch_host: s
     made: set = set()
     for p in exposed:
         args += _parents(p, made) + ["--ro-bind", p, p]
-    args += ["--proc", "/proc", "--dev", "/dev", "--bind", scratch_host, SCRATCH,
-             "--symlink", f"{SCRATCH}/tmp", "/tmp"]
+    args += ["--proc", "/proc", "--dev", "/dev", "--bind", scratch_host, SCRATCH]   # no /tmp: TMPDIR is in scratch
     for src, dest in ro_binds:
         args += _parents(dest, made) + ["--ro-bind", src, dest]
     for fd, dest in data_files:
