@@ -5,7 +5,9 @@ See :mod:`.box` (layout, lifetime), :mod:`.bwrap` (namespaces, read-only file sy
 box), :mod:`.provisioner` (kernels on root-made sockets), :mod:`.users` (slot users and locks) and
 :mod:`.probe`.
 """
-from .box import Box, NullBox, stage_files
+from .box import Box
+from .files import stage_files
+from .nullbox import NullBox
 from .policy import GiB, MiB, Policy, SandboxError, SandboxReport
 from .probe import probe
 from .users import acquire_slot, ensure_users, release_slot, remove_stale_boxes

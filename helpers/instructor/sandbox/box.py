@@ -1,4 +1,4 @@
-"""One submission's sandbox (:class:`Box`), and :class:`NullBox` (no isolation, for trusted code).
+"""One submission's sandbox (:class:`Box`); :class:`NullBox` (no isolation) is in :mod:`.nullbox`.
 
 Layout (root mode): ``<tmp>/cnnsb-<slot>-XXXX/`` (root, 0700) holds ``scratch/`` (the mount point
 of the box's tmpfs, bound read-write at :data:`SCRATCH` inside), ``run/`` (connection files and
@@ -13,31 +13,17 @@ import itertools
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import weakref
 from pathlib import Path
 
 from . import bwrap, cgroups, scratch, users
+from .env import base_env
+from .files import prepare_scratch
 from .policy import Policy, SandboxError
 
 _BOXES: "weakref.WeakValueDictionary[str, Box]" = weakref.WeakValueDictionary()
 _IDS = itertools.count(1)
-_PASS_ENV = ("NBGRADER_EXECUTION", "CNN_COURSE_DATA")
-
-
-def base_env(home: str, user: str) -> dict:
-    env = {"PATH": f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
-           "LC_ALL": "C.UTF-8", "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1",
-           "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "NUMEXPR_NUM_THREADS": "1", "CNN_COURSE_GRADING": "1", "USER": user, "HOME": home,
-           "TMPDIR": f"{home}/tmp", "MPLCONFIGDIR": f"{home}/.config/matplotlib", "IPYTHONDIR": f"{home}/.ipython",
-           "JUPYTER_CONFIG_DIR": f"{home}/.jupyter", "JUPYTER_DATA_DIR": f"{home}/.local/share/jupyter",
-           "JUPYTER_RUNTIME_DIR": f"{home}/.local/share/jupyter/runtime", "JUPYTER_PLATFORM_DIRS": "1"}
-    env.update({k: os.environ[k] for k in _PASS_ENV if k in os.environ})
-    return env
-
-
 class Box:
     """The sandbox of one submission: scratch folder, slot user, cgroups, and the processes in it."""
 
@@ -78,20 +64,7 @@ class Box:
         if self.cg is None or not self.cg.dirs:
             if p.strict:
                 raise SandboxError(f"strict policy: {self.cg.why if self.cg else 'cgroups (not root)'} not available")
-        # the first process of the box (as the user) makes the scratch folder a home, with the staged files
-        binds = [(str(files_dir), bwrap.INPUT)] if files_dir else []
-        mpl = _matplotlib_cache()
-        if mpl:
-            binds.append((mpl, "/cnn-mpl"))
-        script = ("mkdir -p tmp .config/matplotlib .ipython .jupyter .local/share/jupyter/runtime"
-                  + (f" && cp -R --no-preserve=mode,ownership {bwrap.INPUT}/. ." if files_dir else "")
-                  + (" && cp /cnn-mpl/fontlist*.json .config/matplotlib/" if mpl else ""))
-        proc = self.spawn(["/bin/sh", "-c", script], ro_binds=binds, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        _, err = proc.communicate(timeout=60)
-        if proc.returncode != 0:
-            raise SandboxError(f"the sandbox could not prepare its scratch folder (exit {proc.returncode}): "
-                               f"{err.decode(errors='replace').strip()[-400:]}")
+        prepare_scratch(self, files_dir)
 
     def env(self) -> dict:
         return base_env(self.scratch, self.policy.user_name if self.root_mode else os.environ.get("USER", "user"))
@@ -196,145 +169,8 @@ class Box:
             pass
 
 
-class NullBox:
-    """No isolation (``--no-sandbox``, trusted code only): a temp folder, the grader's own user."""
-
-    root_mode = False
-
-    def __init__(self, policy: Policy | None = None, label: str = "nosandbox", files_dir=None):
-        self.policy, self.label, self.closed, self._procs = policy or Policy(enabled=False), label, False, []
-        self.base = Path(tempfile.mkdtemp(prefix="cnnnb-"))
-        self.scratch = str(self.base)
-        if files_dir:
-            shutil.copytree(files_dir, self.base, dirs_exist_ok=True, symlinks=True)
-        os.makedirs(self.base / "tmp", exist_ok=True)
-
-    def env(self) -> dict:
-        return {**os.environ, **base_env(self.scratch, os.environ.get("USER", "user"))}
-
-    def spawn(self, cmd, pass_fds=(), env=None, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-              stderr=None, **_) -> subprocess.Popen:
-        proc = subprocess.Popen(list(cmd), pass_fds=tuple(pass_fds), env={**self.env(), **(env or {})},
-                                stdin=stdin, stdout=stdout, stderr=stderr, cwd=self.scratch, start_new_session=True)
-        self._procs.append(proc)
-        return proc
-
-    def kill_strays(self, km) -> int:
-        return 0
-
-    def next_name(self, stem: str) -> str:
-        return stem
-
-    def log_tail(self, name: str, lines: int = 5) -> str:
-        return ""
-
-    def kernel_manager(self):
-        from .provisioner import CappedKernelManager
-
-        return CappedKernelManager(kernel_name="python3")
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        for proc in self._procs:
-            try:
-                os.killpg(proc.pid, 9)
-            except OSError:
-                pass
-        shutil.rmtree(self.base, ignore_errors=True)
-
-    cleanup = close    # the old name
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-def stage_files(sources, limit: int = 50 * 2 ** 20) -> Path | None:
-    """A root-owned copy of the regular files under ``sources`` (never a symlink, a dot file or a
-    notebook), at most ``limit`` bytes in all, to give a box as ``files_dir``; ``None`` if there are none.
-    The folder is world-readable (the sandbox user copies from it) inside a private temp folder."""
-    import stat
-
-    top = Path(tempfile.mkdtemp(prefix="cnn-stage-"))
-    dest_root = top / "files"
-    dest_root.mkdir(mode=0o755)
-    os.chmod(dest_root, 0o755)
-    total = n = 0
-    for src in [Path(s) for s in sources if s]:
-        if not src.is_dir() or src.is_symlink():
-            continue
-        for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".") and not os.path.islink(os.path.join(dirpath, d))]
-            rel = os.path.relpath(dirpath, src)
-            for name in filenames:
-                path = os.path.join(dirpath, name)
-                if name.endswith(".ipynb") or name.startswith("."):
-                    continue
-                try:
-                    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-                except OSError:
-                    continue
-                with os.fdopen(fd, "rb") as fh:
-                    st = os.fstat(fd)
-                    if not stat.S_ISREG(st.st_mode) or total + st.st_size > limit:
-                        continue
-                    total += st.st_size
-                    out = dest_root / rel / name
-                    out.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-                    with open(out, "wb") as dst:
-                        shutil.copyfileobj(fh, dst)
-                    os.chmod(out, 0o644)
-                    n += 1
-    if not n:
-        shutil.rmtree(top, ignore_errors=True)
-        return None
-    return dest_root
-
-
 def lookup(box_id: str) -> Box:
     box = _BOXES.get(box_id)
     if box is None or box.closed:
         raise SandboxError(f"no open sandbox box {box_id!r} in this process")
     return box
-
-
-_MPL: list = []
-
-
-def _matplotlib_cache() -> str | None:
-    """A matplotlib font cache, built once per machine (building it in each box costs seconds),
-    in a root-owned folder, by the grader's own Python with ``-I`` (no student input)."""
-    if _MPL:
-        return _MPL[0]
-    try:
-        import matplotlib
-        version = matplotlib.__version__
-    except Exception:
-        _MPL.append(None)
-        return None
-    final = os.path.join(tempfile.gettempdir(), f"cnn-course-mpl-cache-{version}-{os.getuid()}")
-    if not (os.path.isdir(final) and not os.path.islink(final) and os.stat(final).st_uid == os.getuid()
-            and any(Path(final).glob("fontlist*.json"))):
-        build = tempfile.mkdtemp(prefix="cnnsb-mpl-")
-        try:
-            subprocess.run([sys.executable, "-I", "-c", "import matplotlib.font_manager"], cwd=build, timeout=120,
-                           env={"PATH": "/usr/bin:/bin", "MPLCONFIGDIR": build, "HOME": build}, capture_output=True)
-            os.chmod(build, 0o755)
-            if any(Path(build).glob("fontlist*.json")):
-                try:
-                    os.rename(build, final)
-                except OSError:
-                    pass
-        finally:
-            shutil.rmtree(build, ignore_errors=True)
-    ok = os.path.isdir(final) and any(Path(final).glob("fontlist*.json"))
-    if ok:   # readable by the sandbox user (bound read-only into each new box)
-        os.chmod(final, 0o755)
-        for f in Path(final).glob("fontlist*.json"):
-            os.chmod(f, 0o644)
-    _MPL.append(final if ok else None)
-    return _MPL[0]
