@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all install frameworks browser release run-notebooks demo site lab test test-fast bench refdata clean
+.PHONY: all install frameworks system-deps browser release run-notebooks demo site lab test test-fast bench refdata clean
 
 all: release run-notebooks demo site  ## the main job
 
@@ -26,6 +26,13 @@ frameworks:  ## PyTorch, Keras 3 and TensorFlow for the "In the frameworks" cell
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e '.[frameworks]'
 
+system-deps:  ## Debian's bubblewrap, for the grading sandbox (installed with apt when missing and root)
+	@if [ ! -x /usr/bin/bwrap ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	  else echo "the grading sandbox needs /usr/bin/bwrap: sudo apt-get install bubblewrap"; fi; \
+	fi
+
 browser:  ## Debian's chromium for the browser tests (installed with apt when missing and root)
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
@@ -39,7 +46,7 @@ release: $(STAMP)  ## the student edition of every notebook, in release/
 run-notebooks: $(STAMP)  ## execute every reference notebook top to bottom, with timings
 	$(BIN)/python -c "import sys; from helpers.instructor.runner import run_sources; from helpers.instructor.course import ROOT; print('reference notebooks:'); t = run_sources(ROOT, sys.stdout, jobs=2)"
 
-demo: $(STAMP)  ## grade a synthetic class end to end in demo/
+demo: $(STAMP) system-deps  ## grade a synthetic class end to end in demo/
 	$(BIN)/cnn-course demo --jobs $(JOBS)
 
 site: $(STAMP)  ## the student and instructor editions as web pages, in site/
@@ -48,7 +55,7 @@ site: $(STAMP)  ## the student and instructor editions as web pages, in site/
 lab: release  ## open JupyterLab on the student release
 	$(BIN)/jupyter lab --notebook-dir=release $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-test: $(STAMP) browser  ## every test
+test: $(STAMP) system-deps browser  ## every test
 	$(BIN)/python -m pytest -ra
 
 test-fast: $(STAMP)  ## the tests that execute no notebook and start no browser

@@ -668,7 +668,7 @@ def test_feedback_never_leaks_hidden_tests(graded):
 def test_sandbox_report_and_timing(graded):
     log = graded["log"]
     first = log.splitlines()[0]
-    assert first.startswith("sandbox:") and "no-network" in first and "private-root-fs" in first
+    assert first.startswith("sandbox:") and "netns (no network)" in first and "read-only fs" in first
     assert "NOT applied" not in first, first
     assert graded["seconds"] < 400, f"the adversarial class took {graded['seconds']:.0f} s"
     print(f"\nadversarial class: {len(CASES)} submissions graded in {graded['seconds']:.0f} s\n{first}\n"
