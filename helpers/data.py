@@ -22,7 +22,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ._validate import require_array
 
 DATA_DIR = Path(os.environ.get("CNN_COURSE_DATA", Path(__file__).resolve().parent.parent / "data"))
 REFERENCE_FILE = DATA_DIR / "reference_outputs.h5"

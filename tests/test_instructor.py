@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from helpers.instructor import autograde as ag
-from helpers.instructor.course import ASSIGNMENTS, ROOT
+from helpers.instructor.course import ASSIGNMENTS
 from helpers.instructor.feedback import hidden_test_texts
 from helpers.instructor.nbapi import gradebook, load_config
 

@@ -260,7 +260,6 @@ def test_bombs_in_one_box_leave_another_box_working(rootbox):
             while True:
                 chunks.append(bytearray(16 * 2 ** 20))   # touched: bytearray is zeroed
         """)], stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        t0 = time.monotonic()
         calm = run_in_box(b, """
             import time
             t = time.monotonic(); s = sum(range(3 * 10 ** 6)); x = bytearray(100 * 2 ** 20)

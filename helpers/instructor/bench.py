@@ -103,7 +103,6 @@ def autograde_throughput(students: int = 3) -> dict[str, float]:
 
 def time_breakdown(course: Path, outcomes) -> dict[str, float]:
     """Mean seconds per submission by step, from the result records in the state folder."""
-    import json
 
     from .grading.state import read
 

@@ -59,27 +59,6 @@ def kill_group(pid: int) -> None:
         pass
 
 
-def kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def kill_user(uid: int) -> int:
-    """SIGKILL every process whose real uid is ``uid`` (psutil); how many there were."""
-    import psutil
-
-    victims = [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == uid]
-    for p in victims:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(victims, timeout=3)
-    return len(victims)
-
-
 def _kill_slot(spec: WorkerSpec, slot: int) -> None:
     """Kill whatever a dead worker's sandbox user still runs (root only), unless another grading run
     has taken that slot in the meantime (its lock tells)."""
@@ -87,9 +66,10 @@ def _kill_slot(spec: WorkerSpec, slot: int) -> None:
         return
     import pwd
 
-    from ..sandbox import acquire_slot, release_slot
-    from .worker import policy_for
     from ..options import GradingOptions
+    from ..sandbox import acquire_slot, release_slot
+    from ..sandbox.users import kill_user_processes
+    from .worker import policy_for
 
     got, token = acquire_slot(slot)
     try:
@@ -99,7 +79,7 @@ def _kill_slot(spec: WorkerSpec, slot: int) -> None:
             uid = pwd.getpwnam(policy_for(GradingOptions.from_dict(spec.options), slot).user_name).pw_uid
         except KeyError:
             return
-        kill_user(uid)
+        kill_user_processes(uid)
     finally:
         release_slot(token)
 

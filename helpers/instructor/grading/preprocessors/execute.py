@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ast
 import copy
-import json
 import time
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
