@@ -41,34 +41,19 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import nbformat
 
 from .course import ASSIGNMENTS, get
+from .grading import state as grading_state
+from .grading.discover import discover, staging_root
+from .grading.outcome import Outcome, Task
+from .grading.state import STATE_DIR
 from .nbapi import CourseError, gradebook, load_config, make_api
 
-STATE_DIR = ".cnn-course-state"
-
-
-@dataclass
-class Task:
-    assignment: str
-    student: str
-    force: bool = False
-
-
-@dataclass
-class Outcome:
-    assignment: str
-    student: str
-    status: str            # graded | skipped | failed | corrupt | missing
-    reason: str = ""
-    seconds: float = 0.0
-    score: float | None = None
-    max_score: float | None = None
-    flags: list = field(default_factory=list)   # "FLAG <test cell>: why": out-of-kernel check overrode a pass
+__all__ = ["Outcome", "Task", "Settings", "autograde", "discover", "summary_table", "outcomes_json", "STATE_DIR"]
 
 
 @dataclass
@@ -107,56 +92,15 @@ class Settings:
         config = self.config()
         configure(config, policy=self.make_policy(slot), sandbox_enabled=self.sandbox,
                   out_of_kernel=self.out_of_kernel, deadline_func=lambda: _DEADLINE[0])
+        # nbgrader grades the staged copy (regular files only, checked and copied by root), never
+        # submitted/ itself: format_path joins this (relative to the root) with <student>/<assignment>
+        config.CourseDirectory.submitted_directory = os.path.relpath(staging_root(Path(self.root)), self.root)
         return config
 
 
 # --------------------------------------------------------------------------- discovery
 def _state_file(root: Path, assignment: str, student: str) -> Path:
-    return root / STATE_DIR / assignment / f"{student}.json"
-
-
-def discover(root: Path, assignments: list[str], student: str | None = None, force: bool = False):
-    """Split the submissions under ``submitted/`` into tasks to grade and outcomes already known."""
-    submitted = root / "submitted"
-    if not submitted.is_dir():
-        raise CourseError(f"no submitted/ folder under {root}: put each submission in "
-                          f"submitted/<student>/<assignment>/<notebook>.ipynb")
-    students = sorted(p.name for p in submitted.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if student is not None:
-        if student not in students:
-            raise CourseError(f"no submissions from student {student!r} under {submitted}")
-        students = [student]
-    tasks, known = [], []
-    for a_id in assignments:
-        a = get(a_id)
-        for s in students:
-            folder = submitted / s / a_id
-            if not folder.is_dir():
-                continue
-            nb_path = folder / f"{a.notebook}.ipynb"
-            task = Task(a_id, s)
-            if not nb_path.exists():
-                known.append(Outcome(a_id, s, "missing", f"no {a.notebook}.ipynb in submitted/{s}/{a_id}; "
-                                                         "scored 0"))
-                continue
-            else:
-                try:
-                    nbformat.read(str(nb_path), as_version=4)
-                except Exception as exc:
-                    known.append(Outcome(a_id, s, "corrupt", f"{nb_path.name} is not a readable notebook: "
-                                                             f"{type(exc).__name__}: {str(exc)[:120]}"))
-                    continue
-            done = _state_file(root, a_id, s).exists()
-            graded_dir = root / "autograded" / s / a_id
-            if force:
-                task.force = True
-            elif done and graded_dir.exists():
-                known.append(Outcome(a_id, s, "skipped", "already graded (use --force to regrade)"))
-                continue
-            elif graded_dir.exists():
-                task.force = True   # interrupted earlier: grade again from scratch
-            tasks.append(task)
-    return tasks, known
+    return grading_state.state_file(root, assignment, student)
 
 
 # --------------------------------------------------------------------------- worker
@@ -225,16 +169,17 @@ def _worker(settings: Settings, tasks: mp.Queue, results: mp.Queue, slot: int = 
         log = (res.get("log") or "") + (res.get("error") or "")
         notes = list(safegrade.NOTES)
         flags = [n for n in notes if n.startswith("FLAG")]
+        staged = list(task.notes)
         if res.get("success"):
-            state = _state_file(root, task.assignment, task.student)
-            state.parent.mkdir(parents=True, exist_ok=True)
-            note = "; ".join(flags + [n for n in notes if n not in flags]) or _reason_from_log(log)
-            state.write_text(json.dumps({"graded_at": time.time(), "seconds": seconds, "note": note,
-                                         "flags": flags}))
+            note = "; ".join(staged + flags + [n for n in notes if n not in flags]) or _reason_from_log(log)
+            grading_state.write(root, task.assignment, task.student,
+                                {"graded_at": time.time(), "seconds": seconds, "note": note, "flags": flags,
+                                 "digest": task.digest, "timestamp": task.timestamp})
             results.put(("done", Outcome(task.assignment, task.student, "graded", note, seconds, flags=flags)))
         else:
-            results.put(("done", Outcome(task.assignment, task.student, "failed",
-                                         _reason_from_log(log) or _failure_reason(log), seconds, flags=flags)))
+            why = _reason_from_log(log) or _failure_reason(log)
+            results.put(("done", Outcome(task.assignment, task.student, "failed", "; ".join(staged + [why]),
+                                         seconds, flags=flags)))
 
 
 def _die_with_parent() -> None:
@@ -264,7 +209,8 @@ class _Progress:
         width = 24
         filled = int(width * self.done / max(self.total, 1))
         bar = "#" * filled + "." * (width - filled)
-        mark = {"graded": "ok", "skipped": "--", "failed": "FAIL", "corrupt": "FAIL", "missing": "FAIL"}[o.status]
+        mark = {"graded": "ok", "skipped": "--", "failed": "FAIL", "corrupt": "FAIL", "missing": "FAIL",
+                "rejected": "REJ"}[o.status]
         extra = f"  ({o.reason})" if o.reason else ""
         print(f"[{bar}] {self.done:>4}/{self.total}  {mark:<4} {o.assignment} / {o.student}  "
               f"{o.seconds:5.1f} s{extra}", file=self.stream, flush=True)
@@ -305,9 +251,11 @@ def autograde(root: Path | str, assignments: list[str] | None = None, *, jobs: i
         _check_sandbox(settings, config, jobs, progress.stream)
     for o in outcomes:
         progress.line(o)
-    _ensure_students(settings, {t.student for t in tasks} | {o.student for o in outcomes})
+    _ensure_students(settings, {t.student for t in tasks} |
+                     {o.student for o in outcomes if o.status != "rejected"})
     if tasks:
         _ensure_released(settings, {t.assignment for t in tasks})
+        _neutralize_tampering(config, tasks, root)
         outcomes += _run_pool(settings, tasks, jobs, progress)
     _fill_scores(settings, outcomes)
     return outcomes
@@ -363,6 +311,24 @@ def _ensure_released(settings: Settings, assignment_ids: set) -> None:
             res = api.generate_assignment(a, force=True, create=True)
             if not res.get("success"):
                 raise CourseError(f"could not generate {a} from the source notebooks: {res.get('error', '')[-300:]}")
+
+
+def _neutralize_tampering(config, tasks: list[Task], root: Path) -> None:
+    """Extra and duplicate graded cells of each staged notebook become plain cells (see
+    :mod:`helpers.instructor.grading.tamper`); each change goes into the task's notes."""
+    from .grading.tamper import neutralize, source_cells
+
+    known: dict = {}
+    for t in tasks:
+        notebook = get(t.assignment).notebook
+        if t.assignment not in known:
+            known[t.assignment] = source_cells(config, t.assignment, notebook)
+        path = staging_root(root) / t.student / t.assignment / f"{notebook}.ipynb"
+        nb = nbformat.read(str(path), as_version=4)
+        changes = neutralize(nb, known[t.assignment])
+        if changes:
+            nbformat.write(nb, str(path))
+            t.notes += changes
 
 
 def _kill_slot(settings: Settings, slot: int) -> None:
@@ -475,6 +441,8 @@ def _run_pool(settings: Settings, tasks: list[Task], jobs: int, progress: _Progr
 def _fill_scores(settings: Settings, outcomes: list[Outcome]) -> None:
     with gradebook(settings.config()) as gb:
         for o in outcomes:
+            if o.status == "rejected":
+                continue
             try:
                 sub = gb.find_submission(o.assignment, o.student)
             except Exception:
@@ -511,7 +479,8 @@ def summary_table(outcomes: list[Outcome]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + ("  " + r[5] if r[5] else "") for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("graded", "skipped", "failed", "corrupt", "missing")}
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("graded", "skipped", "failed", "corrupt", "missing",
+                                                                  "rejected")}
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items()))
     return "\n".join(lines)
 

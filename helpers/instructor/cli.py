@@ -59,13 +59,16 @@ def cmd_autograde(args) -> int:
                          config_file=args.config, sandbox=not args.no_sandbox,
                          out_of_kernel=not args.no_out_of_kernel, limits=limits or None)
     print(summary_table(outcomes))
-    return 1 if any(o.status in ("failed", "corrupt", "missing") for o in outcomes) and args.strict else 0
+    return 1 if any(o.status in ("failed", "corrupt", "missing", "rejected") for o in outcomes) and args.strict else 0
 
 
 def cmd_feedback(args) -> int:
     from .feedback import feedback_overrides
+    from .grading.discover import check_id
     from .nbapi import make_api
 
+    if args.student is not None and check_id(args.student):   # nbgrader reads a student id as a glob
+        raise CourseError(check_id(args.student))
     api = make_api(_config(args, feedback_overrides()))
     failed = 0
     for a in _assignments(args):

@@ -571,6 +571,9 @@ def configure(config, *, policy: sandbox.Policy | None = None, sandbox_enabled: 
     config.Autograde.autograde_preprocessors = [SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor,
                                                 LimitOutput, SaveAutoGrades, ApplyOutOfKernelVerdicts,
                                                 AssignLatePenalties, CheckCellMetadata]
+    from .grading.preprocessors.strip_active import configure_strip_active
+
+    configure_strip_active(config)   # before SaveAutoGrades: no student script in the autograded notebook
     config.SandboxedExecute.sandbox_policy = (policy or sandbox.Policy()).to_dict()
     config.SandboxedExecute.sandbox_enabled = bool(sandbox_enabled)
     config.SandboxedExecute.out_of_kernel = bool(out_of_kernel)
