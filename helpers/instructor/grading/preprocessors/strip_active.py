@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 
 from nbconvert.preprocessors.sanitize import SanitizeHTML
-from traitlets import List, Unicode
+from traitlets import Bool, List, Unicode
 
 TAGS = ["a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "details", "div", "dl", "dt", "em", "h1", "h2",
         "h3", "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "ol", "p", "pre", "s", "samp", "small", "span",
@@ -55,6 +55,7 @@ def disable_schemes(text: str) -> str:
 class StripActive(SanitizeHTML):
     """nbconvert's ``SanitizeHTML`` made strict for student notebooks (see the module docstring)."""
 
+    enabled = Bool(True, help="nbconvert runs a preprocessor only when enabled").tag(config=True)
     tags = List(Unicode(), default_value=TAGS).tag(config=True)
     note_prefix = Unicode("active content removed").tag(config=True)
 
