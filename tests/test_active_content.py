@@ -62,11 +62,14 @@ def active(tmp_path_factory):
     folder = course / "submitted" / "mallory" / A
     folder.mkdir(parents=True)
     nbformat.write(nb, str(folder / NB))
+    (course / "submitted" / "control" / A).mkdir(parents=True)   # for the formgrader's control page
+    nbformat.write(filled_notebook(course / "release" / A / NB, course / "notebooks" / A / NB),
+                   str(course / "submitted" / "control" / A / NB))
     outcomes = ag.autograde(course, [A], jobs=1, cell_timeout=15, budget=90, out_of_kernel=False,
                             stream=io.StringIO())
     api = make_api(load_config(course, overrides=feedback_overrides()))
     feedback = api.generate_feedback(A, None, force=True)
-    return {"course": course, "outcome": outcomes[0], "feedback": feedback, "submitted": folder / NB,
+    return {"course": course, "outcome": next(o for o in outcomes if o.student == "mallory"), "feedback": feedback, "submitted": folder / NB,
             "autograded": course / "autograded" / "mallory" / A / NB,
             "html": course / "feedback" / "mallory" / A / "relu.html"}
 
@@ -118,20 +121,29 @@ def test_feedback_html_carries_no_student_script(active):
     assert "&lt;script&gt;window.pwned=&#39;stream&#39;" in html or "&lt;script&gt;window.pwned='stream'" in html
 
 
-def _pwned(browser, page_path: Path):
+def _unsanitized(active):
+    """The payload notebook as an unsanitized grader would leave it: script in markdown, a JS output."""
+    raw = nbformat.read(str(active["submitted"]), as_version=4)
+    raw.cells[-3].outputs = [nbformat.v4.new_output("display_data", data={
+        "application/javascript": "window.pwned='js'; document.title='pwned'", "text/plain": "<js>"})]
+    return raw
+
+
+def _pwned(browser, page_path):
     from _browser import NetworkGuard
 
     context = browser.new_context()
     guard = NetworkGuard().attach(context)
     try:
         page = context.new_page()
-        page.goto(page_path.as_uri())
+        page.goto(page_path if isinstance(page_path, str) else page_path.as_uri())
         page.wait_for_load_state("load")
         page.wait_for_timeout(1500)
         # (a javascript: link is not clicked: its result would replace the document)
         return page.evaluate("() => [window.pwned === undefined ? null : String(window.pwned), document.title, "
                              "[...document.querySelectorAll('[href],[src]')].map(e => e.getAttribute('href') || "
-                             "e.getAttribute('src')).filter(u => /^\\s*javascript:/i.test(u))]"), guard
+                             "e.getAttribute('src')).filter(u => /^\\s*javascript:/i.test(u)), "
+                             "document.body.innerText.includes('My notes')]"), guard
     finally:
         context.close()
 
@@ -144,14 +156,51 @@ def test_chromium_runs_no_student_script(active, request, tmp_path):
 
     browser = shared_browser(request)
     # the control: the graded notebook's payloads put back unsanitized, rendered by plain nbconvert
-    raw = nbformat.read(str(active["submitted"]), as_version=4)
-    raw.cells[-3].outputs = [nbformat.v4.new_output("display_data", data={
-        "application/javascript": "window.pwned='js'; document.title='pwned'", "text/plain": "<js>"})]
+    raw = _unsanitized(active)
     control = tmp_path / "control.html"
     control.write_text(HTMLExporter().from_notebook_node(raw)[0])
-    (pwned, title, links), _ = _pwned(browser, control)
+    (pwned, title, links, shown), _ = _pwned(browser, control)
     assert pwned is not None and title == "pwned" and links, "the control page ran no payload: the check could not fail"
-    (pwned, title, links), guard = _pwned(browser, active["html"])
+    (pwned, title, links, shown), guard = _pwned(browser, active["html"])
+    assert shown, "the feedback page does not show the student's notebook"
     assert pwned is None, f"student script ran in the feedback page: window.pwned = {pwned!r}"
     assert title != "pwned" and not links, (title, links)
     assert not [u for u in guard.blocked if "pwned" in u]
+
+
+@pytest.mark.browser
+def test_formgrader_runs_no_student_script(active, request, tmp_path):
+    """nbgrader's formgrader (its server extension in a real Jupyter server, the instructor logged in)
+    shows the autograded notebook: no student script runs there. The control: a classmate's autograded
+    notebook replaced by the unsanitized payloads, which do run."""
+    import secrets
+    import subprocess
+
+    from _browser import VENV_BIN, free_port, shared_browser, stop, venv_env, wait_for_http
+    from helpers.instructor.nbapi import gradebook, load_config
+
+    browser = shared_browser(request)
+    course = active["course"]
+    nbformat.write(_unsanitized(active), str(course / "autograded" / "control" / A / NB))
+    with gradebook(load_config(course)) as gb:
+        ids = {s: gb.find_submission_notebook("relu", A, s).id for s in ("mallory", "control")}
+    token, port = secrets.token_hex(24), free_port()
+    env = venv_env(JUPYTER_CONFIG_DIR=str(tmp_path / "config"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    cmd = [str(VENV_BIN / "jupyter"), "server", "--no-browser", "--ServerApp.ip=127.0.0.1",
+           f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+           f"--ServerApp.root_dir={course}", "--allow-root"]
+    log = tmp_path / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=course, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/api/status?token={token}", timeout=120, proc=proc)
+        got = {}
+        for s, sid in ids.items():
+            got[s], _ = _pwned(browser, f"{url}/formgrader/submissions/{sid}/?token={token}")
+        assert got["control"][0] is not None, f"the control page ran no payload: {got}\n{log.read_text()[-2000:]}"
+        pwned, title, links, shown = got["mallory"]
+        assert shown, f"the formgrader does not show the submission: {log.read_text()[-2000:]}"
+        assert pwned is None and title != "pwned" and not links, got["mallory"]
+    finally:
+        stop(proc)
