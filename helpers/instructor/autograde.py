@@ -12,10 +12,20 @@ Robustness:
 - a corrupt notebook (unreadable JSON) is reported by student and reason and not executed;
   a missing notebook is reported and graded as zero; a dead kernel or a timeout is reported;
   the rest of the class is still graded;
-- it is idempotent: a finished submission is recorded in ``.cnn-course-state/`` and skipped on
-  the next run; one that was interrupted (an autograded folder without the record) is graded
-  again with ``force``; ``--force`` regrades everything. nbgrader replaces a submission's grades
-  rather than adding to them, so nothing is doubled.
+- submissions are data, checked before anything runs (:mod:`helpers.instructor.grading`): student
+  ids and assignment folder names must be safe ids (nbgrader reads ids as globs, CSV readers as
+  formulas), or the folder is rejected by name; a submission may hold only regular files and
+  folders (no link, hard link, device, FIFO or socket) within a size limit; root copies it into
+  ``.cnn-course-state/staged/<student>/<assignment>/`` and nbgrader grades that copy
+  (``CourseDirectory.submitted_directory``), where extra or duplicate graded cells have become plain
+  cells (reported in the outcome's note) instead of crashing nbgrader;
+- it is idempotent: a finished submission is recorded in ``.cnn-course-state/`` with its
+  timestamp.txt and the content hash of its staged copy, and skipped on the next run while both are
+  unchanged; a resubmission (newer timestamp or other content) is regraded without ``--force``
+  ("resubmitted: regraded"), as nbgrader does; one that was interrupted (an autograded folder without
+  the record) is graded again with ``force``; ``--force`` regrades everything. nbgrader replaces a
+  submission's grades rather than adding to them, so nothing is doubled;
+- the autograded notebook carries no student script (``StripActive``, before ``SaveAutoGrades``).
 
 Grading that students cannot game or break (``sandbox=True``, the default; see
 :mod:`helpers.instructor.safegrade`, :mod:`helpers.instructor.sandbox` and

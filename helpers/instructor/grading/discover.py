@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import stat
 from pathlib import Path
 
@@ -100,7 +99,7 @@ def _one(root: Path, folder: Path, dest: Path, a_id: str, notebook: str, s: str,
     if not stat.S_ISDIR(st.st_mode):
         return Outcome(a_id, s, "rejected", f"{where} is not a folder (a link?): hand in a folder of regular files")
     try:
-        digest = stage(folder, dest)
+        digest = stage(folder, dest, base=root / "submitted")
     except Rejected as exc:
         return Outcome(a_id, s, "rejected", f"{where}: {exc}; a submission may hold only regular files and "
                                             f"folders: replace links and special files by copies")
@@ -134,7 +133,3 @@ def _one(root: Path, folder: Path, dest: Path, a_id: str, notebook: str, s: str,
     if note:
         task.notes.append(note)
     return task
-
-
-def remove_staged(root: Path, task: Task) -> None:
-    shutil.rmtree(staging_root(root) / task.student / task.assignment, ignore_errors=True)

@@ -57,15 +57,33 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def stage(src: Path, dest: Path, limits: Limits = LIMITS) -> str:
-    """Copy the submission folder ``src`` into ``dest`` (replaced); return the content hash."""
+def _open_folder(src: Path, base: Path | None) -> int:
+    """An fd of ``src``; from ``base`` on, no path component may be a link (opened one by one)."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    if base is None:
+        return os.open(src, flags)
+    fd = os.open(base, flags)
+    try:
+        for part in Path(src).relative_to(base).parts:
+            nxt = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def stage(src: Path, dest: Path, limits: Limits = LIMITS, base: Path | None = None) -> str:
+    """Copy the submission folder ``src`` into ``dest`` (replaced); return the content hash.
+    With ``base`` (say ``submitted/``), no folder between ``base`` and ``src`` may be a link either."""
     if dest.exists() or dest.is_symlink():
         shutil.rmtree(dest) if dest.is_dir() and not dest.is_symlink() else dest.unlink()
     private_dir(dest.parent)
     try:
-        fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        fd = _open_folder(src, base)
     except OSError as exc:
-        raise Rejected(f"the submission folder is {_kind(os.lstat(src).st_mode)}, not a folder "
+        raise Rejected(f"the submission folder is not a folder, or a folder on its path is a link "
                        f"({exc.strerror})") from None
     counts = {"files": 0, "bytes": 0}
     manifest: list[tuple[str, int, str]] = []
