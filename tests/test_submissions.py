@@ -109,6 +109,9 @@ def graded(tmp_path_factory):
         before = {s: gb.find_submission(A, s).score for s in ("alice", "bob", "resub")}
     # resubmission: fixed code, newer timestamp
     _write(course, "resub", filled_notebook(course / "release" / A / NB, course / "notebooks" / A / NB), TS2)
+    nb = nbformat.read(str(course / "submitted" / "bob" / A / NB), as_version=4)   # other content, no timestamp
+    nb.cells.append(new_code_cell("# one more note"))
+    _write(course, "bob", nb)
     second = {o.student: o for o in ag.autograde(course, [A], stream=io.StringIO(), **kw)}
     api = make_api(load_config(course, overrides=feedback_overrides()))
     feedback = api.generate_feedback(A, None, force=True)
@@ -183,6 +186,10 @@ def test_resubmission_regraded_without_force(graded):
     assert second.status == "graded" and second.score == 10, second
     assert "resubmitted: regraded" in second.reason, second.reason
     assert graded["second"]["alice"].status == "skipped", graded["second"]["alice"]
+    assert "unchanged" in graded["second"]["alice"].reason
+    bob = graded["second"]["bob"]   # changed content without a timestamp.txt: regraded too
+    assert bob.status == "graded" and bob.score == 10 and "resubmitted: regraded" in bob.reason, bob
+    assert all(o.status in ("skipped", "rejected") for s, o in graded["second"].items() if s not in ("resub", "bob"))
     assert graded["before"]["alice"] == 10
     with _gradebook(graded["config"]) as gb:
         subs = [s for s in gb.find_student("resub").submissions if s.assignment.name == A]
