@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -214,3 +215,59 @@ def test_csv_exports_never_start_a_formula(graded, tmp_path):
         bad = [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r") and not NUMBER.match(c)]
         assert not bad, f"{path.name}: {bad[:5]}"
         assert any(c.startswith("'=HYPERLINK") for c in cells), path.name
+
+
+# --------------------------------------------------------------------------- without grading
+def test_stage_limits_and_nested_links(tmp_path):
+    from helpers.instructor.grading.stage import Limits, Rejected, stage
+
+    sub = tmp_path / "submitted" / "s" / A
+    (sub / "deep" / "er").mkdir(parents=True)
+    (sub / "a.txt").write_text("x" * 3000)
+    (sub / "deep" / "er" / "b.txt").write_text("y")
+    digest = stage(sub, tmp_path / "st" / "s" / A, base=tmp_path / "submitted")
+    assert (tmp_path / "st" / "s" / A / "deep" / "er" / "b.txt").read_text() == "y"
+    assert digest == stage(sub, tmp_path / "st" / "s" / A)            # same content, same hash
+    for limits, words in ((Limits(max_bytes=2000), "MiB in all"), (Limits(max_files=2), "more than 2 files"),
+                          (Limits(max_depth=1), "nested deeper")):
+        with pytest.raises(Rejected, match=words):
+            stage(sub, tmp_path / "st2", limits)
+    os.symlink("/etc/shadow", sub / "deep" / "er" / "c")
+    with pytest.raises(Rejected, match="deep/er/c is a symbolic link"):
+        stage(sub, tmp_path / "st3")
+    assert not (tmp_path / "st3").exists()
+
+
+def test_strip_active_on_a_notebook():
+    from nbformat.v4 import new_markdown_cell, new_notebook, new_output
+
+    from helpers.instructor.grading.preprocessors.strip_active import StripActive
+
+    nb = new_notebook(cells=[
+        new_markdown_cell("a < b and `x > 2`"),
+        new_markdown_cell("<b>ok</b><script>alert(1)</script>[x](JaVa\tScRiPt:alert(1))<img src=x onerror=alert(1)>"),
+        new_code_cell("", outputs=[new_output("display_data", data={
+            "text/html": "<table><tr><td>1</td></tr></table><a href='javascript:alert(1)'>l</a>",
+            "application/javascript": "alert(1)", "image/svg+xml": "<svg onload='alert(1)'/>",
+            "application/vnd.jupyter.widget-view+json": {"model_id": "x"}, "text/plain": "p"})])])
+    nb.metadata["widgets"] = {"state": {}}
+    nb, _ = StripActive().preprocess(nb, {})
+    assert nb.cells[0].source == "a < b and `x > 2`"             # no markup: left as it is
+    assert nb.cells[1].source.startswith("<b>ok</b>") and not re.search(r"script|onerror", nb.cells[1].source, re.I)
+    data = nb.cells[2].outputs[0].data
+    assert set(data) == {"text/html", "text/plain"} and "<td>1</td>" in data["text/html"]
+    assert "javascript" not in data["text/html"] and "widgets" not in nb.metadata
+
+
+def test_state_decide():
+    from helpers.instructor.grading.state import decide
+
+    rec = {"digest": "h1", "timestamp": TS1}
+    assert decide(None, False, "h1", TS1)[0] == "grade"
+    assert decide(None, True, "h1", TS1)[0] == "regrade"                  # interrupted run
+    assert decide(rec, True, "h1", TS1)[0] == "skip"
+    assert decide(rec, True, "h1", TS2) == ("regrade", "resubmitted: regraded")
+    assert decide(rec, True, "h2", TS1) == ("regrade", "resubmitted: regraded")
+    assert decide(rec, False, "h1", TS1)[0] == "grade"                    # autograded/ removed
+    assert decide({"note": ""}, True, "h1", TS1, graded_timestamp=TS1)[0] == "skip"     # an old record
+    assert decide({"note": ""}, True, "h1", TS2, graded_timestamp=TS1)[0] == "regrade"
