@@ -55,6 +55,7 @@ def autograde(root: Path | str, assignments: list[str] | None = None, *, student
     config = load_config(root, db_url, config_file)   # fails early on an unreadable config
     opts = grading_options(config, **{**(options or {}), **settings})
     tasks, outcomes = discover(root, ids, student, force)
+    _neutralize_tampering(config, tasks, root)
     progress = Progress(len(tasks) + len(outcomes), stream)
     jobs = max(1, min(opts.jobs or os.cpu_count() or 1, len(tasks) or 1))
     if tasks:
@@ -105,6 +106,27 @@ def _ensure_released(config, assignment_ids: set) -> None:
             res = api.generate_assignment(a, force=True, create=True)
             if not res.get("success"):
                 raise CourseError(f"could not generate {a} from the source notebooks: {res.get('error', '')[-300:]}")
+
+
+def _neutralize_tampering(config, tasks: list[Task], root: Path) -> None:
+    """Extra and duplicate graded cells of each staged notebook become plain cells (see
+    :mod:`helpers.instructor.grading.tamper`); each change goes into the task's notes."""
+    import nbformat
+
+    from .grading.discover import staging_root
+    from .grading.tamper import neutralize, source_cells
+
+    known: dict = {}
+    for t in tasks:
+        notebook = get(t.assignment).notebook
+        if t.assignment not in known:
+            known[t.assignment] = source_cells(config, t.assignment, notebook)
+        path = staging_root(root) / t.student / t.assignment / f"{notebook}.ipynb"
+        nb = nbformat.read(str(path), as_version=4)
+        changes = neutralize(nb, known[t.assignment])
+        if changes:
+            nbformat.write(nb, str(path))
+            t.notes += changes
 
 
 def _fill_scores(config, outcomes: list[Outcome]) -> None:

@@ -74,8 +74,11 @@ def cmd_autograde(args) -> int:
 
 def cmd_feedback(args) -> int:
     from .feedback import feedback_overrides
+    from .grading.discover import check_id
     from .nbapi import make_api
 
+    if args.student is not None and check_id(args.student):   # nbgrader reads a student id as a glob
+        raise CourseError(check_id(args.student))
     api = make_api(_config(args, feedback_overrides()))
     failed = 0
     for a in _assignments(args):

@@ -111,16 +111,14 @@ def hidden_test_texts(source_nb, config=None) -> list[str]:
     return texts
 
 
-def generate_feedback(api, assignment: str, students: list[str]) -> list[dict]:
-    """nbgrader's feedback for each student, with ``HideHiddenTests`` in the pipeline."""
-    results = []
-    for s in students:
-        results.append({"student": s, **api.generate_feedback(assignment, s, force=True)})
-    return results
-
-
 def feedback_overrides() -> dict:
+    """nbgrader's feedback pipeline with ``HideHiddenTests`` and ``StripActive`` (no student script, also
+    for notebooks autograded before it was in the autograde pipeline), rendered by nbconvert with its
+    HTML sanitizer on (``HTMLExporter.sanitize_html``: bleach over markdown and HTML outputs)."""
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
     from nbgrader.preprocessors import GetGrades
 
-    return {"GenerateFeedback": {"preprocessors": [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]}}
+    from .grading.preprocessors.strip_active import StripActive
+
+    return {"GenerateFeedback": {"preprocessors": [GetGrades, StripActive, HideHiddenTests, CSSHTMLHeaderPreprocessor]},
+            "HTMLExporter": {"sanitize_html": True}}

@@ -4,17 +4,18 @@ nbgrader's own ``export`` gives one row per student and assignment with no per-q
 columns (jupyter/nbgrader #797). ``export_csv`` writes one row per student and one column per
 graded test cell, named ``<assignment>/<grade_id>``, then ``<assignment>/total`` for each
 assignment and ``course_total``. The first data row, ``max_points``, holds the points
-available. A submission that was never made, or never graded, scores 0.
+available. A submission that was never made, or never graded, scores 0. In both files (this one
+and nbgrader's own export) no field starts with a formula character (:mod:`.grading.csvsafe`).
 """
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
 from .course import ASSIGNMENTS
+from .grading import csvsafe
 from .nbapi import gradebook
 
 
@@ -102,7 +103,7 @@ def export_csv(config, path: Path | str, nbgrader_csv: Path | str | None = None)
     header = ["student_id"] + [f"{a}/{g}" for a, g in table.columns] + \
         [f"{a}/total" for a in table.assignments] + ["course_total"]
     with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
+        w = csvsafe.writer(fh)   # no field is ever read as a formula (student ids, grade ids)
         w.writerow(header)
         w.writerow(["max_points"] + [f"{table.max_points[c]:g}" for c in table.columns] +
                    [f"{table.max_total(a):g}" for a in table.assignments] + [f"{table.max_total():g}"])
@@ -114,6 +115,7 @@ def export_csv(config, path: Path | str, nbgrader_csv: Path | str | None = None)
 
         with gradebook(config) as gb:
             CsvExportPlugin(to=str(nbgrader_csv)).export(gb)
+        csvsafe.rewrite(nbgrader_csv)
     return path
 
 

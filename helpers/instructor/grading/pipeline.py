@@ -10,9 +10,9 @@ Autograde::
     CheckOutOfKernel      score every graded function outside the kernel (preprocessors/out_of_kernel.py)
     SandboxedExecute      run the notebook in the sandbox (preprocessors/execute.py)
     ApplyVerdicts         the out-of-kernel verdict wins over a kernel pass (preprocessors/apply_verdicts.py)
-    StripActiveContent    no student script reaches an instructor (preprocessors/strip_active.py)
-    IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties,
-    CheckCellMetadata     nbgrader's own
+    IgnorePattern, ClearMetadataPreprocessor, LimitOutput   nbgrader's own
+    StripActive           no student script reaches an instructor (preprocessors/strip_active.py)
+    SaveAutoGrades, AssignLatePenalties, CheckCellMetadata  nbgrader's own
     WriteResult           the result record into the notebook (preprocessors/write_result.py)
 
 Every setting comes from :class:`~..options.GradingOptions`; :func:`set_context` hands each
@@ -37,15 +37,11 @@ def configure(config, options: GradingOptions) -> None:
     from .preprocessors.restore_metadata import RestoreLostMetadata
     from .preprocessors.write_result import WriteResult
 
-    try:
-        from .preprocessors.strip_active import StripActiveContent
-        active = [StripActiveContent]
-    except ImportError:   # pragma: no cover - until the module lands
-        active = []
+    from .preprocessors.strip_active import StripActive
     config.Autograde.sanitize_preprocessors = [ResetResult, ClearOutput, DeduplicateIds, OverwriteKernelspec,
                                                RestoreLostMetadata, OverwriteCells, CheckCellMetadata]
-    config.Autograde.autograde_preprocessors = [CheckOutOfKernel, SandboxedExecute, ApplyVerdicts, *active,
-                                                IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+    config.Autograde.autograde_preprocessors = [CheckOutOfKernel, SandboxedExecute, ApplyVerdicts, IgnorePattern,
+                                                ClearMetadataPreprocessor, LimitOutput, StripActive,
                                                 SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
                                                 WriteResult]
     config.OverwriteCells.add_missing_cells = True
