@@ -26,6 +26,10 @@ class SubmissionContext:
     seed: int | None = None                   # of the out-of-kernel check's fresh inputs
     dangerous: set = field(default_factory=set)     # functions that hung or crashed out of the kernel
 
+    def __deepcopy__(self, memo):
+        # traitlets copies a Config deeply; the preprocessors must all share this one object
+        return self
+
     def time_left(self) -> float:
         return self.deadline - time.monotonic()
 

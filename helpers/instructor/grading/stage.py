@@ -3,7 +3,8 @@
 ``stage(src, dest)`` walks a submission folder through directory file descriptors
 (``os.scandir`` on an fd, ``O_NOFOLLOW | O_DIRECTORY`` for folders, ``O_NOFOLLOW`` for files, each
 file checked with ``fstat`` after it is opened), and copies it into a fresh root-owned folder
-(mode 0700, files 0600). It rejects, naming the path and the reason:
+(folders 0755, files 0644: the sandbox user copies them into its scratch folder; the staging
+folders above them are 0700, root's alone). It rejects, naming the path and the reason:
 
 - a symbolic link anywhere (the notebook itself included);
 - a regular file with more than one hard link (it may be the same file as one of the instructor's);
@@ -89,7 +90,7 @@ def stage(src: Path, dest: Path, limits: Limits = LIMITS, base: Path | None = No
     manifest: list[tuple[str, int, str]] = []
     problems: list[str] = []
     try:
-        os.mkdir(dest, 0o700)
+        os.mkdir(dest, 0o755)
         _copy_dir(fd, dest, "", 0, limits, counts, manifest, problems)
     except Rejected as exc:
         problems.append(str(exc))
@@ -120,7 +121,7 @@ def _copy_dir(dfd: int, dest: Path, rel: str, depth: int, limits: Limits, counts
         if stat.S_ISDIR(st.st_mode):
             sub = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dfd)
             try:
-                os.mkdir(dest / entry.name, 0o700)
+                os.mkdir(dest / entry.name, 0o755)
                 _copy_dir(sub, dest / entry.name, path + "/", depth + 1, limits, counts, manifest, problems)
             finally:
                 os.close(sub)
@@ -139,7 +140,7 @@ def _copy_file(dfd: int, name: str, dest: Path, path: str, st, limits: Limits, c
         if (now.st_ino, now.st_dev) != (st.st_ino, st.st_dev) or not stat.S_ISREG(now.st_mode) or now.st_nlink > 1:
             raise Rejected(f"{path} changed while it was read")
         h, size = hashlib.sha256(), 0
-        out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         try:
             while chunk := os.read(fd, 1 << 20):
                 size += len(chunk)

@@ -73,7 +73,12 @@ class Worker:
 
         t0 = time.monotonic()
         a = get(task.assignment)
-        box = self.box(task)
+        try:
+            box = self.box(task)
+        except Exception as exc:   # the sandbox could not be set up for this submission
+            return Outcome(task.assignment, task.student, "failed",
+                           f"the sandbox did not start: {type(exc).__name__}: {str(exc)[:200]}",
+                           time.monotonic() - t0)
         ctx = SubmissionContext(task.student, task.assignment, self.options, box, functions=a.functions,
                                 reference=self.reference, deadline=t0 + self.options.budget)
         pipeline.set_context(self.api.config, ctx)
