@@ -14,7 +14,6 @@ import io
 import json
 import os
 import re
-from pathlib import Path
 
 import nbformat
 import pytest

@@ -11,7 +11,7 @@ code:
   one command at a time with deadlines, and restarts it after a crash or a hang with what is left;
 - :mod:`.judge`: each result against the reference solution, with the in-kernel checks;
 - :mod:`.verdict`: one :class:`Verdict` per test cell, for
-  :class:`helpers.instructor.safegrade.ApplyOutOfKernelVerdicts`.
+  :mod:`helpers.instructor.grading.preprocessors.apply_verdicts`.
 
 Nothing the child writes can make a case pass (only a right result does) or turn a failure into
 ``infra`` (only the grader's own failures, before any student code ran, are ``infra``).

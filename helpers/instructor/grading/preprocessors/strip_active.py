@@ -26,6 +26,8 @@ import re
 from nbconvert.preprocessors.sanitize import SanitizeHTML
 from traitlets import Bool, List, Unicode
 
+from . import UsesContext
+
 TAGS = ["a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "details", "div", "dl", "dt", "em", "h1", "h2",
         "h3", "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "ol", "p", "pre", "s", "samp", "small", "span",
         "strong", "sub", "summary", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul", "var"]
@@ -52,7 +54,7 @@ def disable_schemes(text: str) -> str:
     return BAD_SCHEME.sub("blocked:", text)
 
 
-class StripActive(SanitizeHTML):
+class StripActive(UsesContext, SanitizeHTML):
     """nbconvert's ``SanitizeHTML`` made strict for student notebooks (see the module docstring)."""
 
     enabled = Bool(True, help="nbconvert runs a preprocessor only when enabled").tag(config=True)
@@ -71,13 +73,9 @@ class StripActive(SanitizeHTML):
         if nb.metadata.pop("widgets", None) is not None:
             self._changed += 1
         nb, resources = super().preprocess(nb, resources)
-        if self._changed:
-            try:
-                from ...safegrade import note
-
-                note(f"{self.note_prefix} from {self._changed} cell(s) (script, event handlers, javascript: URLs)")
-            except Exception:
-                pass
+        if self._changed and self.context is not None:   # autograde (feedback has no context)
+            self.context.result.note(f"{self.note_prefix} from {self._changed} cell(s) (script, event handlers, "
+                                     f"javascript: URLs)")
         return nb, resources
 
     def sanitize_html_tags(self, html_str):
