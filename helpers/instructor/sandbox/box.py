@@ -126,6 +126,19 @@ class Box:
                 pass
         return len(procs)
 
+    def end_processes(self, seconds: float = 5.0) -> None:
+        """Kill and reap every process of the box (between the out-of-kernel check and the kernel, so
+        that what the check left behind, a fork bomb's children say, does not count against the kernel)."""
+        for proc in self._procs:
+            try:
+                proc.kill()
+                proc.wait(seconds)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self._procs = [p for p in self._procs if p.poll() is None]
+        if self.cg is not None:
+            self.cg.kill_all(seconds)
+
     def close(self) -> None:
         """End every process of the box, unmount the scratch tmpfs, remove cgroups and folders (idempotent)."""
         if self.closed:

@@ -48,6 +48,9 @@ class NullBox:
 
         return CappedKernelManager(kernel_name="python3")
 
+    def end_processes(self, seconds: float = 5.0) -> None:
+        """Nothing to end: a NullBox's children are ended by the out-of-kernel check itself."""
+
     def close(self) -> None:
         if self.closed:
             return

@@ -27,8 +27,14 @@ class ApplyVerdicts(UsesContext, NbGraderPreprocessor):
             if not v or v["status"] in ("ok", "infra"):
                 continue
             score, _ = determine_grade(cell)
-            if not score:
+            skipped = any(o.get("ename") == "NotRunByGrader" for o in cell.get("outputs", []))
+            if not score and not skipped:
                 continue   # failed in the kernel too: nothing to override
+            if skipped:    # not run because its function hung or crashed when checked: say why
+                from ...outofkernel import Verdict
+
+                ctx.result.flag(gid, v["function"], Verdict(**v).reason(), 0.0)
+                continue
             from ...outofkernel import Verdict
 
             reason = Verdict(**v).reason()

@@ -132,11 +132,14 @@ class SandboxedExecute(OutputCap, UsesContext, Execute):
                 ctx.result.note(f"cell {gid} timed out")
                 if not self._responsive():
                     raise UnresponsiveKernel()
+            left = ctx.box.kill_strays(self.km)   # what the cell left running (a fork bomb's children)
+            if left:
+                ctx.result.note(f"killed {left} processes left behind by cell {gid}")
         except Exception as exc:   # a dead kernel, a stuck one, or garbage on the channels
             status = "crashed"
             self._hung |= funcs
-            cell.outputs = [self._crash_output(exc)]
-            ctx.result.note(f"{cell.outputs[0]['evalue'].replace('this cell', 'cell ' + gid)}; restarted")
+            cell.outputs = ([self._truncation_note()] if self._truncated else []) + [self._crash_output(exc)]
+            ctx.result.note(f"{cell.outputs[-1]['evalue'].replace('this cell', 'cell ' + gid)}; restarted")
             self._restart(index)
         self._cap_cell(cell, gid)
         ctx.result.add_time(kind, time.monotonic() - t0)
