@@ -258,3 +258,18 @@ def test_demo_on_postgres_prints_no_password(postgres_server, tmp_path):
         gb.update_or_create_student("student_of_2027")
     res = cli("--db-url", real, "demo", "--dir", str(tmp_path / "demo2"), timeout=300)
     assert res.returncode == 2 and "student_of_2027" in res.stderr and postgres_server.password not in res.stderr
+
+
+def test_password_from_pgpassword_and_bare_postgresql_url(postgres_server, tmp_path):
+    """The password can stay out of the URL (and out of `ps`): libpq reads PGPASSWORD or ~/.pgpass;
+    a bare postgresql:// URL gets the psycopg 3 driver."""
+    url = postgres_server.create_database("no_pw_in_url")
+    bare = f"postgresql://{postgres_server.role}@127.0.0.1:{postgres_server.port}/no_pw_in_url"
+    course = make_course(tmp_path / "course")
+    res = ok(cli("--root", str(course), "--db-url", bare, "gradebook", "check",
+                 env={"PGPASSWORD": postgres_server.password}))
+    assert res.stdout.splitlines()[0] == f"gradebook: postgresql+psycopg://{postgres_server.role}@127.0.0.1:" \
+                                         f"{postgres_server.port}/no_pw_in_url"
+    assert "empty: no nbgrader tables yet" in res.stdout and url.endswith("/no_pw_in_url")
+    res = cli("--root", str(course), "--db-url", bare, "gradebook", "check")
+    assert res.returncode == 2 and "no password supplied" in res.stderr
