@@ -106,8 +106,9 @@ def flows(tmp_path_factory, postgres_server):
         statuses = grade(course, url)
         export = ok(cli("--root", str(course), *db, "export"))
         rep = ok(cli("--root", str(course), *db, "report"))
+        fb = ok(cli("--root", str(course), *db, "feedback", "--all")) if url else None
         out[kind] = {"course": course, "url": url, "statuses": statuses, "export": export, "report": rep,
-                     "csv": course / "exports" / "grades_per_question.csv"}
+                     "feedback": fb, "csv": course / "exports" / "grades_per_question.csv"}
     return out
 
 
@@ -144,8 +145,14 @@ def test_grading_on_postgres_matches_sqlite(flows, postgres_server):
     ensure_path()
     upgrade(pg["url"])
     assert all_rows(pg["url"]) == rows_pg
+    # feedback from the PostgreSQL gradebook: one page per graded submission
+    pages = sorted(p.relative_to(pg["course"] / "feedback").as_posix()
+                   for p in (pg["course"] / "feedback").rglob("*.html"))
+    assert pages == ["alice/01_zero_padding/zero_padding.html", "alice/07_relu/relu.html", "bob/07_relu/relu.html",
+                     "cara/01_zero_padding/zero_padding.html", "cara/07_relu/relu.html"]
+    assert "feedback 07_relu: ok" in pg["feedback"].stdout
     # no password in anything the commands printed
-    for res in (pg["export"], pg["report"]):
+    for res in (pg["export"], pg["report"], pg["feedback"]):
         assert postgres_server.password not in res.stdout + res.stderr
 
 

@@ -68,10 +68,15 @@ def normalize_db_url(url: str) -> str:
 
 
 def error_line(exc: BaseException, password: str | None) -> str:
+    """A database error as one line: the driver's message (not SQLAlchemy's SQL and parameters),
+    with the password masked should the driver ever echo it."""
+    from urllib.parse import quote, quote_plus
+
     inner = getattr(exc, "orig", None) or exc
     text = " ".join(str(inner).split()) or type(inner).__name__
     if password:
-        text = text.replace(password, "***")
+        for form in {password, quote(password, safe=""), quote_plus(password)}:
+            text = text.replace(form, "***")
     return text[:300]
 
 
