@@ -8,6 +8,7 @@ so that the tests exercise password authentication (scram-sha-256) and password 
 """
 from __future__ import annotations
 
+import atexit
 import glob
 import os
 import pwd
@@ -96,6 +97,7 @@ class PostgresServer:
         self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", opts,
                    "-w", "-t", "60", "start"])
         self.started = True
+        atexit.register(self.stop)   # also on an interrupted session whose fixtures were not finalized
         self._wait_ready()
         return self
 
