@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all install frameworks system-deps browser release run-notebooks demo site lab test test-fast bench refdata clean
+.PHONY: all install frameworks system-deps browser postgres release run-notebooks demo site lab test test-fast bench refdata clean
 
 all: release run-notebooks demo site  ## the main job
 
@@ -40,6 +40,13 @@ browser:  ## Debian's chromium for the browser tests (installed with apt when mi
 	  else echo "browser tests need /usr/bin/chromium: sudo apt-get install chromium"; fi; \
 	fi
 
+postgres:  ## Debian's postgresql for the gradebook tests (installed with apt when missing and root)
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "PostgreSQL tests need Debian's postgresql: sudo apt-get install postgresql"; fi; \
+	fi
+
 release: $(STAMP)  ## the student edition of every notebook, in release/
 	$(BIN)/cnn-course release
 
@@ -55,7 +62,7 @@ site: $(STAMP)  ## the student and instructor editions as web pages, in site/
 lab: release  ## open JupyterLab on the student release
 	$(BIN)/jupyter lab --notebook-dir=release $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-test: $(STAMP) system-deps browser  ## every test
+test: $(STAMP) system-deps browser postgres  ## every test
 	$(BIN)/python -m pytest -ra
 
 test-fast: $(STAMP)  ## the tests that execute no notebook and start no browser

@@ -8,10 +8,13 @@
     cnn-course site [--out DIR] [--edition student|instructor] [ASSIGNMENT ...]
     cnn-course demo [--dir DIR] [--jobs N]
     cnn-course refdata [--check] [--out FILE]
+    cnn-course gradebook check
+    cnn-course gradebook migrate --to URL [--from URL] [--replace]
 
-Global options: ``--root`` (the course directory, default: this repository), ``--db-url`` (any
-SQLAlchemy URL nbgrader accepts; default SQLite ``<root>/gradebook.db``), ``--config`` (the nbgrader
-config file, default ``<root>/nbgrader_config.py``).
+Global options: ``--root`` (the course directory, default: this repository), ``--db-url`` (or
+``CNN_COURSE_DB_URL``: the gradebook, SQLite ``sqlite:///PATH``, default ``<root>/gradebook.db``, or
+PostgreSQL ``postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB``), ``--config`` (the nbgrader config
+file, default ``<root>/nbgrader_config.py``).
 
 ``site`` runs the source notebooks of ``--root`` (its nbgrader source folder, ``notebooks/``) and writes
 ``<root>/site`` unless ``--out`` says otherwise; the config's solution and hidden-test delimiters and
@@ -23,8 +26,9 @@ learners' checks load) only when ``--root`` is this repository; for another cour
 is required, so that another course's solutions never overwrite the package's data by accident.
 ``--check`` writes nothing: it compares what the solutions of ``--root`` compute with ``--out``
 (default: the package's file) and exits 1 if they differ.
-A problem with the input (an unknown assignment, no ``submitted/`` folder, an unreadable config)
-is reported in one line and exits with status 2, without a traceback; anything else is a bug and
+A problem with the input (an unknown assignment, no ``submitted/`` folder, an unreadable config,
+a malformed gradebook URL, an unreachable database or a refused login) is reported in one line and
+exits with status 2, without a traceback and without the database password; anything else is a bug and
 keeps its traceback. Grading settings and their defaults: :mod:`helpers.instructor.options`.
 """
 from __future__ import annotations
@@ -171,6 +175,30 @@ def cmd_refdata(args) -> int:
         return 1 if diffs else 0
 
 
+def cmd_gradebook(args) -> int:
+    from . import gradebook
+
+    course_url = _config(args).CourseDirectory.db_url
+    if args.action == "check":
+        gradebook.check(course_url)
+        return 0
+    gradebook.migrate(args.source or course_url, args.to, replace=args.replace)
+    return 0
+
+
+# Commands that open the gradebook: connect once first, so that a bad URL or server is one line.
+GRADEBOOK_COMMANDS = ("release", "autograde", "feedback", "export", "report")
+
+
+def _check_gradebook(args) -> None:
+    from .nbapi import check_gradebook
+
+    if args.command in GRADEBOOK_COMMANDS:
+        check_gradebook(_config(args))
+    elif args.command == "demo" and args.db_url:
+        check_gradebook(args.db_url)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cnn-course", description="Instructor tools for the CNN building blocks course.")
     p.add_argument("--root", default=os.environ.get("CNN_COURSE_ROOT", str(ROOT)),
@@ -239,6 +267,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the HDF5 file (default: the package's data/reference_outputs.h5; required when --root "
                         "is not this repository, unless --check)")
     s.set_defaults(func=cmd_refdata)
+
+    s = sub.add_parser("gradebook", help="check the gradebook, or copy it into PostgreSQL")
+    gsub = s.add_subparsers(dest="action", required=True)
+    g = gsub.add_parser("check", help="connect, and count students, assignments and submissions")
+    g.set_defaults(func=cmd_gradebook)
+    g = gsub.add_parser("migrate", help="copy the gradebook into an empty database and verify the copy")
+    g.add_argument("--to", required=True, metavar="URL",
+                   help="target, e.g. postgresql+psycopg://USER:PASSWORD@HOST:5432/DB (an empty database)")
+    g.add_argument("--from", dest="source", default=None, metavar="URL",
+                   help="source gradebook (default: the course's, from --db-url or <root>/gradebook.db)")
+    g.add_argument("--replace", action="store_true", help="drop nbgrader's tables in a non-empty target first")
+    g.set_defaults(func=cmd_gradebook)
     return p
 
 
@@ -246,9 +286,26 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.root = str(Path(args.root).resolve())
     try:
+        _check_gradebook(args)
         return args.func(args)
     except CourseError as exc:   # an input problem: one line. A bug keeps its traceback.
         print(f"cnn-course: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if not isinstance(exc, SQLAlchemyError):
+            raise
+        from .nbapi import display_url, error_line, normalize_db_url
+        from sqlalchemy.engine import make_url
+
+        url = args.db_url or ""
+        try:
+            password = make_url(normalize_db_url(url)).password if url else None
+        except Exception:
+            password = None
+        where = f" {display_url(url)}" if url else ""
+        print(f"cnn-course: error: gradebook{where}: {error_line(exc, password)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cnn-course: interrupted; run the same command again to finish (graded work is kept)", file=sys.stderr)

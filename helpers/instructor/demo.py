@@ -124,13 +124,29 @@ def prepare_course(course_root: Path) -> None:
     shutil.copy(ROOT / "nbgrader_config.py", course_root / "nbgrader_config.py")
 
 
+def _refuse_a_real_class(db_url: str) -> None:
+    """The demo writes its synthetic class into the gradebook: refuse a server gradebook that holds
+    other students (it outlives the demo folder; a rerun of the demo on its own database is fine)."""
+    from .gradebook import student_ids
+    from .nbapi import CourseError, display_url
+
+    if db_url.startswith("sqlite"):
+        return   # the demo's own file in its folder, removed above when fresh
+    demo_students = set(CORRECT) | set(MISTAKES) | set(MISSING) | set(CORRUPT)
+    others = sorted(set(student_ids(db_url)) - demo_students)
+    if others:
+        raise CourseError(f"the gradebook {display_url(db_url)} holds students who are not the demo's "
+                          f"({', '.join(others[:5])}{' ...' if len(others) > 5 else ''}): give the demo a "
+                          f"database of its own")
+
+
 def run_demo(course_root: Path | str | None = None, jobs: int | None = None, db_url: str | None = None,
              cell_timeout: int = 10, budget: int = 40, stream=None, fresh: bool = True) -> dict:
     """Release, build the class, autograde, feedback, export and report. Returns the paths written."""
     from . import autograde as ag
     from .feedback import feedback_overrides
     from .grades import export_csv, report
-    from .nbapi import load_config, make_api
+    from .nbapi import display_url, load_config, make_api
     from .release import release
 
     out = stream or sys.stdout
@@ -142,6 +158,7 @@ def run_demo(course_root: Path | str | None = None, jobs: int | None = None, db_
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
     prepare_course(course_root)
     config = load_config(course_root, db_url)
+    _refuse_a_real_class(config.CourseDirectory.db_url)
     t0 = time.monotonic()
     print(f"== release: the student edition of {len(ASSIGNMENTS)} notebooks", file=out)
     release(config, stream=out)
@@ -170,7 +187,7 @@ def run_demo(course_root: Path | str | None = None, jobs: int | None = None, db_
         "submitted": course_root / "submitted",
         "autograded": course_root / "autograded",
         "feedback": course_root / "feedback",
-        "gradebook": config.CourseDirectory.db_url,
+        "gradebook": display_url(config.CourseDirectory.db_url),
         "per-question CSV": csv_path,
         "nbgrader CSV": course_root / "exports" / "grades_nbgrader.csv",
         "report": course_root / "reports" / "item_analysis.txt",
