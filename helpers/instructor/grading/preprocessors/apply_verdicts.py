@@ -27,14 +27,8 @@ class ApplyVerdicts(UsesContext, NbGraderPreprocessor):
             if not v or v["status"] in ("ok", "infra"):
                 continue
             score, _ = determine_grade(cell)
-            skipped = any(o.get("ename") == "NotRunByGrader" for o in cell.get("outputs", []))
-            if not score and not skipped:
-                continue   # failed in the kernel too: nothing to override
-            if skipped:    # not run because its function hung or crashed when checked: say why
-                from ...outofkernel import Verdict
-
-                ctx.result.flag(gid, v["function"], Verdict(**v).reason(), 0.0)
-                continue
+            if not score:
+                continue   # failed (or was not run) in the kernel too: nothing to override
             from ...outofkernel import Verdict
 
             reason = Verdict(**v).reason()

@@ -158,8 +158,11 @@ class SandboxedExecute(OutputCap, UsesContext, Execute):
 
     def _responsive(self, timeout: float = 5.0) -> bool:
         """Does the kernel answer after an interrupt? One that ignores SIGINT does not."""
+        async def ask():
+            await self.kc.kernel_info(reply=True, timeout=timeout)
+
         try:
-            run_sync(self.kc.kernel_info)(reply=True, timeout=timeout)
+            run_sync(ask)()
             return True
         except Exception:
             return False
