@@ -23,7 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .course import ASSIGNMENTS, get
-from .grading.discover import discover
+from .grading.discover import discover, shown
 from .grading.outcome import Outcome, Task
 from .grading.pool import Progress, run
 from .grading.state import STATE_DIR
@@ -146,7 +146,7 @@ def summary_table(outcomes: list[Outcome]) -> str:
     rows = [("assignment", "student", "status", "score", "seconds", "note")]
     for o in sorted(outcomes, key=lambda o: (o.assignment, o.student)):
         score = "" if o.score is None else f"{o.score:g}/{o.max_score:g}"
-        rows.append((o.assignment, o.student, o.status, score, f"{o.seconds:.1f}", o.reason))
+        rows.append((shown(o.assignment), shown(o.student), o.status, score, f"{o.seconds:.1f}", shown(o.reason)))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + ("  " + r[5] if r[5] else "") for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -27,9 +27,12 @@ RULE = ("1 to 64 ASCII letters, digits, '_', '.' or '-', starting with a letter,
         "(no spaces, glob characters such as * ? [ ], or leading = + - @ .)")
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), 127]}
+
+
 def shown(name: str) -> str:
     """A name as it may be printed: control characters and non-ASCII escaped."""
-    return name.encode("ascii", "backslashreplace").decode().translate({c: f"\\x{c:02x}" for c in range(32)})
+    return name.encode("ascii", "backslashreplace").decode().translate(_CONTROL)
 
 
 def check_id(name: str, what: str = "student id") -> str | None:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from ..nbapi import CourseError
+from .discover import shown
 from .outcome import Outcome, Task
 from .worker import WorkerSpec, serve
 
@@ -47,8 +48,8 @@ class Progress:
         filled = int(width * self.done / max(self.total, 1))
         bar = "#" * filled + "." * (width - filled)
         mark = MARKS.get(o.status, o.status)
-        extra = f"  ({o.reason})" if o.reason else ""
-        print(f"[{bar}] {self.done:>4}/{self.total}  {mark:<4} {o.assignment} / {o.student}  "
+        extra = f"  ({shown(o.reason)})" if o.reason else ""   # no terminal escapes from file names
+        print(f"[{bar}] {self.done:>4}/{self.total}  {mark:<4} {shown(o.assignment)} / {shown(o.student)}  "
               f"{o.seconds:5.1f} s{extra}", file=self.stream, flush=True)
 
 
