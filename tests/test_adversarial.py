@@ -137,6 +137,26 @@ CASES: dict[str, Case] = {
                         why="an extra graded cell worth 100 points that the source notebook does not have"),
     "dup_grade_id": Case("07_relu", 10, note="grade",
                          why="a copy of a test cell that keeps its grade_id"),
+    # ------------------------------------------------------------------ found by the hostile-class review
+    "partial_credit": Case("07_relu", 5, flagged=RELU_CELLS,
+                           why="a wrong relu, and check_function redefined to return 'passed' (an execute_result: "
+                               "nbgrader's partial credit would give full points)"),
+    "prerun_result": Case("07_relu", 0,
+                          why="wrong relu and relu_backward; a pre_run_cell hook sends an execute_result before "
+                              "every cell"),
+    "crash_partial": Case("07_relu", 0, flagged=RELU_CELLS,
+                          why="check_function returns 'passed' for relu and 99 for relu_backward (a value over the "
+                              "points made nbgrader crash after saving relu's cells)"),
+    "display_update": Case("07_relu", 10, note="output truncated",
+                           why="correct functions; 12 small displays with one display_id, then an update of 24 MB"),
+    "timestamp_overflow": Case("07_relu", 10, note="timestamp",
+                               why="a correct notebook with timestamp.txt = '9' * 30"),
+    "web_page": Case("07_relu", None, status="rejected", note="browser",
+                     why="a correct notebook and evil.html (script) beside it, which formgrader would serve"),
+    "ansi_name": Case("07_relu", None, status="rejected",
+                      why="a FIFO whose name holds terminal escape sequences"),
+    "huge_notebook": Case("07_relu", None, status="rejected", note="larger than",
+                          why="a notebook of 150,000 cells (60 MB)"),
 }
 
 
@@ -435,7 +455,11 @@ def build_class(course: Path, port: int) -> None:
                   "             '<a href=\"javascript:document.title=1\">click</a><script>window.pwned = 1</script>'))\n"
                   "display(Javascript('window.pwned = 2; document.title = \"pwned-js\"'))\n")
     nb.cells.append(nbformat.v4.new_markdown_cell(
-        "<script>document.title = 'pwned-md'</script><img src=x onerror=\"window.pwned=3\">"))
+        "<script>document.title = 'pwned-md'</script><img src=x onerror=\"window.pwned=3\">\n\n"
+        "[click](&#106;avascript:window.pwned=4)"))
+    _insert_after(nb, "test_relu_backward_hidden",
+                  "from IPython.display import Markdown, display\n"
+                  "display(Markdown('[also](&#106;avascript:window.pwned=5)'))\n")
     nbs["script_output"] = nb
 
     nb = nb07()
@@ -473,6 +497,41 @@ def build_class(course: Path, port: int) -> None:
     nb.cells.insert(3, copy_of_test)
     nbs["dup_grade_id"] = nb
 
+    nb = nb07([("relu", "A = np.maximum(0.0, Z)", "A = np.abs(Z)")])
+    _cell(nb, "relu").source += "\n\ndef check_function(fn, name, cases=None):\n    return 'passed'\n"
+    nbs["partial_credit"] = nb
+
+    nb = nb07([("relu", "A = np.maximum(0.0, Z)", "A = np.zeros_like(Z)"),
+               ("relu_backward", "dZ = np.where(Z > 0, dA, 0.0)", "dZ = np.zeros_like(dA)")])
+    _cell(nb, "relu").source += (
+        "\n\ndef _ok(info):\n"
+        "    k = get_ipython().kernel\n"
+        "    k.session.send(k.iopub_socket, 'execute_result', {'data': {'text/plain': \"'ok'\"}, 'metadata': {},\n"
+        "                   'execution_count': 1}, parent=k.get_parent('shell'))\n"
+        "get_ipython().events.register('pre_run_cell', _ok)\n")
+    nbs["prerun_result"] = nb
+
+    nb = nb07([("relu", "A = np.maximum(0.0, Z)", "A = np.zeros_like(Z)"),
+               ("relu_backward", "dZ = np.where(Z > 0, dA, 0.0)", "dZ = np.zeros_like(dA)")])
+    _cell(nb, "relu").source += ("\n\ndef check_function(fn, name, cases=None):\n"
+                                 "    return 'passed' if name == 'relu' else 99\n")
+    nbs["crash_partial"] = nb
+
+    nb = nb07()
+    _insert_after(nb, "test_relu_backward_hidden",
+                  "from IPython.display import display, update_display\n"
+                  "for _ in range(12):\n    display('small', display_id='same')\n")
+    nb.cells.append(new_code_cell("from IPython.display import update_display\n"
+                                  "update_display({'text/plain': 'x' * 24_000_000}, raw=True, display_id='same')\n"))
+    nbs["display_update"] = nb
+
+    nbs["timestamp_overflow"] = nb07()
+    nbs["web_page"] = nb07()
+    nbs["ansi_name"] = nb07()
+    big = nb07()
+    big.cells += [new_code_cell("x = 1  # " + "y" * 300) for _ in range(150_000)]
+    nbs["huge_notebook"] = big
+
     notebook_of = {"07_relu": "relu.ipynb", "01_zero_padding": "zero_padding.ipynb",
                    "02_conv_single_step": "conv_single_step.ipynb"}
     for student, nb in nbs.items():
@@ -495,6 +554,10 @@ def build_class(course: Path, port: int) -> None:
     secret.chmod(0o600)
     (course / "submitted" / "symlink_file" / "07_relu" / "data.txt").symlink_to(secret)
     os.link(secret, course / "submitted" / "hardlink_file" / "07_relu" / "data.txt")
+    (course / "submitted" / "timestamp_overflow" / "07_relu" / "timestamp.txt").write_text("9" * 30)
+    (course / "submitted" / "web_page" / "07_relu" / "evil.html").write_text(
+        "<script>fetch('/api/contents').then(r => document.title = 'PWNED')</script>")
+    os.mkfifo(course / "submitted" / "ansi_name" / "07_relu" / "\x1b[2K\x1b[32mok\x1b[0m\x1b[8m")
     assert set(CASES) == set(nbs) | {"corrupt"}
 
 
@@ -755,3 +818,18 @@ def test_scratch_is_bounded(graded):
     full = [ln for ln in out.splitlines() if ln.startswith("DISK FULL after")]
     assert full and int(full[0].split()[3]) <= 64, out[-1000:]
     assert "INODES FULL after" in out
+
+
+def test_review_attacks_hold(graded):
+    course, log = graded["course"], graded["log"]
+    assert "\x1b" not in log and "\x1b" not in graded["table"], "raw terminal escapes reach the instructor"
+    path = course / "autograded" / "display_update" / "07_relu" / "relu.ipynb"
+    assert path.stat().st_size < 40 * 2 ** 20, path.stat().st_size
+    assert not (course / "autograded" / "web_page").exists()
+    for page in _files_under(course / "feedback", course / "autograded"):
+        assert page.suffix not in (".html",) or "PWNED" not in page.read_text(errors="replace")
+    # a failed submission leaves nothing half-graded in the gradebook
+    grades = _grades(graded)
+    for (s, a, g), (auto, manual, score, mx) in grades.items():
+        if graded["outcomes"].get(s) is not None and graded["outcomes"][s].status == "failed":
+            assert not score, f"{s} failed but keeps {score} points on {a}/{g}"

@@ -2,8 +2,10 @@
 
 ``GradingOptions`` is a traitlets ``Configurable``: the course's ``nbgrader_config.py`` may set any
 of these (``c.GradingOptions.cell_timeout = 45``), and ``cnn-course autograde`` flags override
-them for one run. Nothing else in the tool holds a default of its own: the pipeline copies what
-nbgrader needs (the cell timeout, the output limits) into nbgrader's own settings from here.
+them for one run. Nothing else in the tool holds a grading default of its own: the pipeline copies
+what nbgrader needs (the cell timeout, the output limits) into nbgrader's own settings from here.
+What a submission folder may hold (sizes, file counts) is checked before anything runs, by
+:data:`helpers.instructor.grading.stage.LIMITS`.
 """
 from __future__ import annotations
 
@@ -38,10 +40,6 @@ class GradingOptions(Configurable):
     max_cell_output_bytes = Integer(8 * MiB, help="Output kept per cell, every byte counted").tag(config=True)
     max_notebook_output_bytes = Integer(32 * MiB, help="Output kept per notebook").tag(config=True)
     max_output_lines = Integer(200, help="Lines kept per stream output (nbgrader's LimitOutput)").tag(config=True)
-
-    # what is accepted
-    max_submission_bytes = Integer(50 * MiB, help="Total size of one submission folder").tag(config=True)
-    max_submission_files = Integer(500, help="Files in one submission folder").tag(config=True)
 
     def override(self, **values) -> "GradingOptions":
         """Set the values that are not None (command-line flags); return self."""

@@ -20,7 +20,7 @@ from ..course import get
 from ..nbapi import CourseError
 from . import state
 from .outcome import Outcome, Task
-from .stage import STAGED, Rejected, private_dir, stage
+from .stage import LIMITS, STAGED, Rejected, private_dir, stage
 
 SAFE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
 RULE = ("1 to 64 ASCII letters, digits, '_', '.' or '-', starting with a letter, digit or '_' "
@@ -85,7 +85,11 @@ def discover(root: Path, assignments: list[str], student: str | None = None, for
     for a_id in assignments:
         a = get(a_id)
         for s in students:
-            outcome_or_task = _one(root, submitted / s / a_id, staging / s / a_id, a_id, a.notebook, s, force)
+            try:
+                outcome_or_task = _one(root, submitted / s / a_id, staging / s / a_id, a_id, a.notebook, s, force)
+            except Exception as exc:   # one odd submission is one outcome, never the whole run
+                outcome_or_task = Outcome(a_id, s, "rejected", f"submitted/{s}/{a_id} could not be read: "
+                                                               f"{type(exc).__name__}: {str(exc)[:160]}")
             if isinstance(outcome_or_task, Task):
                 tasks.append(outcome_or_task)
             elif outcome_or_task is not None:
@@ -109,11 +113,16 @@ def _one(root: Path, folder: Path, dest: Path, a_id: str, notebook: str, s: str,
     nb_path = dest / f"{notebook}.ipynb"
     if not nb_path.exists():
         return Outcome(a_id, s, "missing", f"no {notebook}.ipynb in {where}; scored 0")
+    if nb_path.stat().st_size > LIMITS.max_notebook_bytes:
+        return Outcome(a_id, s, "rejected", f"{nb_path.name} is larger than {LIMITS.max_notebook_bytes // 2 ** 20} "
+                                            f"MiB: clear its outputs and hand it in again")
     try:
-        nbformat.read(str(nb_path), as_version=4)
+        nb = nbformat.read(str(nb_path), as_version=4)
     except Exception as exc:
         return Outcome(a_id, s, "corrupt", f"{nb_path.name} is not a readable notebook: "
                                            f"{type(exc).__name__}: {str(exc)[:120]}")
+    if len(nb.get("cells", [])) > LIMITS.max_cells:
+        return Outcome(a_id, s, "rejected", f"{nb_path.name} has more than {LIMITS.max_cells} cells")
     task = Task(a_id, s, digest=digest)
     ts_file = dest / "timestamp.txt"
     if ts_file.exists():

@@ -9,6 +9,8 @@ folders above them are 0700, root's alone). It rejects, naming the path and the 
 - a symbolic link anywhere (the notebook itself included);
 - a regular file with more than one hard link (it may be the same file as one of the instructor's);
 - a device, socket or FIFO;
+- a file a browser would run (``.html``, ``.svg``, ``.js``, ...: formgrader would serve it to the
+  instructor's logged-in browser);
 - more than ``LIMITS.max_files`` entries, ``LIMITS.max_bytes`` bytes in all, or folders nested
   deeper than ``LIMITS.max_depth``.
 
@@ -30,6 +32,13 @@ class Limits:
     max_bytes: int = 64 * 2 ** 20      # all files of one submission together
     max_files: int = 500               # files and folders of one submission
     max_depth: int = 8                 # folders inside folders
+    max_notebook_bytes: int = 16 * 2 ** 20   # the graded notebook itself (checked before it is read)
+    max_cells: int = 2000              # cells of the graded notebook
+
+
+# files a browser runs: formgrader serves a submission's files from the instructor's logged-in origin
+ACTIVE_SUFFIXES = (".html", ".htm", ".xhtml", ".xht", ".shtml", ".svg", ".svgz", ".xml", ".xsl", ".js", ".mjs",
+                   ".mht", ".mhtml", ".swf")
 
 
 LIMITS = Limits()
@@ -129,6 +138,9 @@ def _copy_dir(dfd: int, dest: Path, rel: str, depth: int, limits: Limits, counts
             problems.append(f"{path} is {_kind(st.st_mode)}")
         elif st.st_nlink > 1:
             problems.append(f"{path} is a hard link ({st.st_nlink} names for one file)")
+        elif entry.name.lower().endswith(ACTIVE_SUFFIXES):
+            problems.append(f"{path} is a file a browser would run ({os.path.splitext(entry.name)[1]}): hand in "
+                            f"data, not web pages")
         else:
             manifest.append(_copy_file(dfd, entry.name, dest / entry.name, path, st, limits, counts))
 

@@ -50,7 +50,7 @@ def parse_timestamp(text: str | None):
 
     try:
         return parse_utc(text)
-    except ValueError:
+    except Exception:   # "9" * 30 overflows; anything unreadable is no timestamp
         return None
 
 

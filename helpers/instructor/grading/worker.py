@@ -82,6 +82,7 @@ class Worker:
         ctx = SubmissionContext(task.student, task.assignment, self.options, box, functions=a.functions,
                                 reference=self.reference, deadline=t0 + self.options.budget)
         pipeline.set_context(self.api.config, ctx)
+        before = grades_snapshot(self.config, task)
         try:
             res = self.api.autograde(task.assignment, task.student, force=True, create=True)
         except Exception as exc:   # nbgrader normally reports through the result dict
@@ -91,6 +92,7 @@ class Worker:
             box.close()
         seconds = time.monotonic() - t0
         if not res.get("success"):
+            restore_grades(self.config, task, before)   # a crash leaves the gradebook as it was
             return Outcome(task.assignment, task.student, "failed",
                            "; ".join(list(task.notes) + [failure_reason(res)]), seconds)
         record = read_result(self.root / "autograded" / task.student / task.assignment / f"{a.notebook}.ipynb")
@@ -100,6 +102,44 @@ class Worker:
                     {"graded_at": time.time(), "seconds": seconds, "note": note, "flags": flags,
                      "digest": task.digest, "timestamp": task.timestamp, "timings": record.timings})
         return Outcome(task.assignment, task.student, "graded", note, seconds, flags=flags)
+
+
+def grades_snapshot(config, task: Task) -> dict | None:
+    """The submission's grades before grading: ``{(notebook, grade_id): (auto, manual, needs_manual)}``,
+    or None when the gradebook has no such submission yet."""
+    from nbgrader.api import MissingEntry
+
+    from ..nbapi import gradebook
+
+    with gradebook(config) as gb:
+        try:
+            sub = gb.find_submission(task.assignment, task.student)
+        except MissingEntry:
+            return None
+        return {(nb.name, g.name): (g.auto_score, g.manual_score, g.needs_manual_grade)
+                for nb in sub.notebooks for g in nb.grades}
+
+
+def restore_grades(config, task: Task, before: dict | None) -> None:
+    """Undo what a failed autograde wrote (nbgrader commits grades cell by cell, so a crash half-way
+    leaves some): the grades of before, or no submission at all if there was none."""
+    from nbgrader.api import MissingEntry
+
+    from ..nbapi import gradebook
+
+    with gradebook(config) as gb:
+        try:
+            sub = gb.find_submission(task.assignment, task.student)
+        except MissingEntry:
+            return
+        if before is None:
+            gb.remove_submission(task.assignment, task.student)
+            return
+        for nb in sub.notebooks:
+            for g in nb.grades:
+                g.auto_score, g.manual_score, g.needs_manual_grade = before.get(
+                    (nb.name, g.name), (None, None, True))
+        gb.db.commit()
 
 
 def read_result(path: Path) -> result_mod.SubmissionResult:

@@ -86,7 +86,9 @@ class SandboxedExecute(OutputCap, UsesContext, Execute):
         self._truncated = False
         self._t0 = time.monotonic()
         self._first_cell = True
-        return super().preprocess(nb, resources, km)
+        nb, resources = super().preprocess(nb, resources, km)
+        self.cap_notebook(nb)
+        return nb, resources
 
     # ---------------------------------------------------------------- one cell
     def _skip_reason(self, cell, gid: str) -> str | None:

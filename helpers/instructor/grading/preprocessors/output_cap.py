@@ -29,6 +29,38 @@ class OutputCap:
         short = shorten(msg)
         return super().output(outs, short, display_id, cell_index) if short is not None else None
 
+    def process_message(self, msg, cell, cell_index):
+        """Display updates replace an earlier output in place and never pass through ``output``:
+        count them too, and drop them once the notebook is over its cap."""
+        if msg.get("msg_type") == "update_display_data":
+            size = len(json.dumps(msg.get("content", {}), default=str))
+            self._nb_bytes += size
+            if size > self.ctx().options.max_cell_output_bytes or \
+                    self._nb_bytes > self.ctx().options.max_notebook_output_bytes:
+                if not self._truncated:
+                    self._truncated = True
+                    cell.outputs.append(self._truncation_note())
+                return None
+        return super().process_message(msg, cell, cell_index)
+
+    def cap_notebook(self, nb) -> None:
+        """After the run: every cell within its cap (display updates land in earlier cells), then the
+        notebook within its own, largest cells shortened first."""
+        opts = self.ctx().options
+        sizes = {}
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type == "code":
+                self._cap_cell(cell, cell.metadata.get("nbgrader", {}).get("grade_id", f"cell-{i}"))
+                sizes[i] = len(json.dumps(cell.get("outputs", []), default=str))
+        total = sum(sizes.values())
+        for i in sorted(sizes, key=sizes.get, reverse=True):
+            if total <= opts.max_notebook_output_bytes:
+                break
+            cell = nb.cells[i]
+            cell.outputs = [o for o in (shorten_output(o) for o in cell.outputs) if o is not None] + \
+                [self._truncation_note()]
+            total -= sizes[i] - len(json.dumps(cell.outputs, default=str))
+
     def _truncation_note(self):
         opts = self.ctx().options
         where, limit = (("this cell", opts.max_cell_output_bytes) if self._cell_bytes > opts.max_cell_output_bytes

@@ -12,8 +12,10 @@ mimetypes) with these settings and additions:
 - HTML keeps a small set of layout tags (tables, headings, lists, images) and attributes, never an
   event handler, a ``<script>``, ``<style>``, ``<iframe>`` or a ``javascript:`` URL; unsafe tags are
   removed (``strip``), not shown escaped;
-- markdown and raw cells are cleaned the same way, and a ``javascript:`` / ``vbscript:`` /
-  ``data:text/html`` URL in markdown link syntax is disabled;
+- markdown cells, raw cells and markdown outputs are judged on the HTML a renderer makes of them
+  (entities decoded: ``&#106;avascript:`` is ``javascript:``); if a browser could run anything in
+  it, the rendered HTML cleaned by bleach (URL schemes http, https and mailto only) replaces them;
+  every check runs in linear time on any input;
 - attachments other than PNG/JPEG/GIF, and the notebook's widget state, are dropped.
 
 Streams and errors stay: every renderer shows them as text. Locked cells that nbgrader restored
@@ -21,6 +23,7 @@ from the assignment are the instructor's and stay as they are.
 """
 from __future__ import annotations
 
+import html
 import re
 
 from nbconvert.preprocessors.sanitize import SanitizeHTML
@@ -36,22 +39,48 @@ ATTRIBUTES = {"*": ["class", "title", "align"], "a": ["href", "title"], "img": [
 SAFE_OUTPUT_KEYS = {"metadata", "text/plain", "text/latex", "application/json", "image/png", "image/jpeg",
                     "image/gif"}
 SAFE_ATTACHMENTS = {"image/png", "image/jpeg", "image/gif"}
-# a scheme that runs code, also when spelt with spaces, control characters or entities between letters
-_GAP = r"(?:\s|&#?\w*;?|\\)*"
-BAD_SCHEME = re.compile(_GAP.join("javascript") + _GAP + ":|" + _GAP.join("vbscript") + _GAP + ":|"
-                        + _GAP.join("data") + _GAP + ":" + _GAP + "text/html", re.I)
-
-
 TAG_START = re.compile(r"<[A-Za-z!/?]")      # where an HTML parser would see markup
 ACTIVE = re.compile(r"<\s*/?\s*(?:script|iframe|object|embed|style|svg|math|form|meta|link|base)\b|\son\w+\s*=",
                     re.I)
-
-
 SCRIPT_BLOCK = re.compile(r"<\s*(script|style)\b[^>]*>.*?<\s*/\s*\1\s*>", re.I | re.S)
+# attribute values that hold a URL (each alternative is a plain class: linear time on any input)
+URL_ATTR = re.compile(r"\b(?:href|src|action|formaction|poster|background|data|xlink:href)\s*=\s*"
+                      r"(?:\"([^\"]*)\"|'([^']*)'|([^\s\"'>]+))", re.I)
+SAFE_SCHEMES = {"http", "https", "mailto"}
+# what a browser ignores inside a scheme: whitespace, control characters, backslashes, entities
+_NOISE = re.compile(r"[\x00-\x20\\]|&#?\w{0,10};?")
+
+
+def _bad_url(value: str) -> bool:
+    """True for a URL whose scheme can run code or is not http(s)/mailto (entities decoded first)."""
+    plain = _NOISE.sub("", html.unescape(value)).lower()
+    scheme, colon, _ = plain.partition(":")
+    return bool(colon) and scheme.isascii() and all(c.isalnum() or c in "+.-" for c in scheme) \
+        and scheme not in SAFE_SCHEMES
+
+
+def risky(html_text: str) -> bool:
+    """Could a browser run anything in this HTML? (script-capable tags, handlers, bad URLs)"""
+    return bool(ACTIVE.search(html_text)) or any(_bad_url(next(g for g in m.groups() if g is not None))
+                                                 for m in URL_ATTR.finditer(html_text))
+
+
+def render_markdown(text: str) -> str:
+    """The HTML a notebook renderer makes of ``text`` (markdown; inline HTML passes through)."""
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    try:
+        return markdown2html_mistune(text)
+    except Exception:        # a renderer failure: treat the raw text as HTML
+        return text
 
 
 def disable_schemes(text: str) -> str:
-    return BAD_SCHEME.sub("blocked:", text)
+    """LaTeX and other text: a ``javascript:``-like link anywhere replaces the whole text (linear time)."""
+    plain = _NOISE.sub("", text).lower()
+    if any(bad in plain for bad in ("javascript:", "vbscript:", "data:text/html")):
+        return "[removed by the grader: an active link]"
+    return text
 
 
 class StripActive(UsesContext, SanitizeHTML):
@@ -79,17 +108,20 @@ class StripActive(UsesContext, SanitizeHTML):
         return nb, resources
 
     def sanitize_html_tags(self, html_str):
+        """Markdown, or HTML: judged on what a renderer would make of it. Text a browser would not
+        run stays as the student wrote it; otherwise the rendered HTML, cleaned by bleach (allowlisted
+        tags, attributes and URL schemes), replaces it."""
         text = "".join(html_str) if isinstance(html_str, list) else str(html_str)
-        if TAG_START.search(text):   # text without markup stays as it is (bleach would escape "a > b")
-            text = super().sanitize_html_tags(SCRIPT_BLOCK.sub("", text))
-        return disable_schemes(text)
+        rendered = render_markdown(text)
+        if not risky(text) and not risky(rendered):
+            return text
+        return super().sanitize_html_tags(SCRIPT_BLOCK.sub("", rendered))
 
     def preprocess_cell(self, cell, resources, index):
         meta = cell.get("metadata", {}).get("nbgrader", {}) or {}
         if meta.get("locked") and not meta.get("solution") and cell.cell_type != "code":
             return cell, resources   # restored from the assignment by nbgrader: the instructor's own text
         before = repr(cell.get("source")) + repr(cell.get("outputs", "")) + repr(cell.get("attachments", ""))
-        kinds = {k for o in cell.get("outputs", []) for k in (o.get("data") or {})}
         attachments = cell.get("attachments")
         if attachments:
             for name in list(attachments):
@@ -108,8 +140,7 @@ class StripActive(UsesContext, SanitizeHTML):
         else:
             cell.source = self.sanitize_html_tags(cell.source)
         after = repr(cell.get("source")) + repr(cell.get("outputs", "")) + repr(cell.get("attachments", ""))
-        dropped = kinds - {k for o in cell.get("outputs", []) for k in (o.get("data") or {})}
-        self._changed += before != after and bool(dropped or ACTIVE.search(before) or BAD_SCHEME.search(before))
+        self._changed += before != after
         return cell, resources
 
 
