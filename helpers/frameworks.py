@@ -47,6 +47,21 @@ AGREE, DISAGREE = "\u2714", "\u2718"
 TOLERANCE = 1e-10
 
 
+#: A ``sitecustomize.py`` that makes the three frameworks look not installed (put its folder on
+#: PYTHONPATH): how the tests and ``make bench`` run the notebooks "without the extra".
+HIDE_SITECUSTOMIZE = """
+import sys
+
+class _HideFrameworks:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"torch", "tensorflow", "keras"}:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, _HideFrameworks())
+"""
+
+
 def grading() -> bool:
     """True while ``cnn-course`` grades (it alone sets ``CNN_COURSE_GRADING=1``)."""
     return os.environ.get("CNN_COURSE_GRADING") == "1"

@@ -22,18 +22,7 @@ pytestmark = pytest.mark.slow
 IDS = [a.id for a in ASSIGNMENTS]
 MARKER = "frameworks.ready()"
 
-HIDE = '''
-import sys
-
-class _HideFrameworks:
-    """Make torch, tensorflow and keras look not installed (tests/test_frameworks.py)."""
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"torch", "tensorflow", "keras"}:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-sys.meta_path.insert(0, _HideFrameworks())
-'''
+HIDE = frameworks.HIDE_SITECUSTOMIZE
 PROBE = "import sys\nprint('frameworks imported:', sorted(m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules))"
 
 

@@ -23,6 +23,7 @@ import nbformat
 
 from .course import ROOT, get
 
+from ..frameworks import HIDE_SITECUSTOMIZE as HIDE_FRAMEWORKS
 from .course import ASSIGNMENTS
 
 BENCH_ASSIGNMENTS = tuple(a.id for a in ASSIGNMENTS)
@@ -77,17 +78,6 @@ def _bench_course(tmp: Path, students: int) -> Path:
     return course
 
 
-HIDE_FRAMEWORKS = """
-import sys
-
-class _HideFrameworks:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"torch", "tensorflow", "keras"}:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-sys.meta_path.insert(0, _HideFrameworks())
-"""
 
 
 def _frameworks_installed() -> bool:
