@@ -155,7 +155,7 @@ CASES: dict[str, Case] = {
                      why="a correct notebook and evil.html (script) beside it, which formgrader would serve"),
     "ansi_name": Case("07_relu", None, status="rejected",
                       why="a FIFO whose name holds terminal escape sequences"),
-    "huge_notebook": Case("07_relu", None, status="rejected", note="larger than",
+    "huge_notebook": Case("07_relu", None, status="rejected", note="MiB",
                           why="a notebook of 150,000 cells (60 MB)"),
 }
 

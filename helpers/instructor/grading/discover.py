@@ -109,7 +109,7 @@ def _one(root: Path, folder: Path, dest: Path, a_id: str, notebook: str, s: str,
         digest = stage(folder, dest, base=root / "submitted")
     except Rejected as exc:
         return Outcome(a_id, s, "rejected", f"{where}: {exc}; a submission may hold only regular files and "
-                                            f"folders: replace links and special files by copies")
+                                            f"folders, within its size limits")
     nb_path = dest / f"{notebook}.ipynb"
     if not nb_path.exists():
         return Outcome(a_id, s, "missing", f"no {notebook}.ipynb in {where}; scored 0")
