@@ -220,17 +220,17 @@ def _diagnose_distribute_value(fn, args, got, case) -> str | None:
         return None
     if n_H != n_W and a.shape in ((n_H, n_H), (n_W, n_W)):
         return (f"a has shape {a.shape}, a square: the window is shape = ({n_H}, {n_W}), which need not be square. "
-                "Unpack both sides, (n_H, n_W) = shape, and use them both.")
+                "Unpack both sides, (f_H, f_W) = shape, and use them both.")
     if a.shape != (n_H, n_W):
         return None
     if n_H != n_W:
-        for n, name in ((n_H, "n_H"), (n_W, "n_W")):
+        for n, name in ((n_H, "f_H"), (n_W, "f_W")):
             if _close(a, np.full((n_H, n_W), float(dz) / (n * n))):
                 return (f"Every entry is dz / ({name} * {name}) = {float(dz)} / {n * n}: the window is "
-                        f"{n_H} x {n_W}, not square. Divide by n_H * n_W = {n_H * n_W}.")
+                        f"{n_H} x {n_W}, not square. Divide by f_H * f_W = {n_H * n_W}.")
     if n_H * n_W > 1 and float(dz) != 0 and _close(a, np.full((n_H, n_W), float(dz))):
         return (f"Every entry is dz itself ({float(dz)}): spread it evenly, so that the {n_H * n_W} entries add "
-                f"up to dz: divide by n_H * n_W = {n_H * n_W}.")
+                f"up to dz: divide by f_H * f_W = {n_H * n_W}.")
     return None
 
 
@@ -241,7 +241,7 @@ def _diagnose_pool_backward(fn, args, got, case) -> str | None:
     if mode == "average" and f > 1 and isinstance(d, np.ndarray) and d.shape == expected.shape \
             and _close(d, expected * (f * f)):
         return (f"Every entry of dA_prev is exactly f*f = {f * f} times too large: each window must receive "
-                f"dA[i, h, w, c] / (f*f), so check that distribute_value divides dz by n_H * n_W.")
+                f"dA[i, h, w, c] / (f*f), so check that distribute_value divides dz by f_H * f_W.")
     return None
 
 
@@ -397,7 +397,7 @@ SPECS: dict[str, Spec] = {
     "distribute_value": Spec(
         ("dz", "shape"), ("a",), "notebook 06, 'Average pooling: spreading the gradient'",
         lambda args: f"the shape argument itself, {tuple(args[1])}",
-        {"a": "Every entry is dz / (n_H * n_W)."}, diagnose=_diagnose_distribute_value),
+        {"a": "Every entry is dz / (f_H * f_W)."}, diagnose=_diagnose_distribute_value),
     "pool_backward": Spec(
         ("dA", "cache", "mode"), ("dA_prev",), "notebook 06, 'Putting it together'",
         lambda args: f"the shape of A_prev, {np.shape(args[1][0])}",

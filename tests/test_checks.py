@@ -136,7 +136,7 @@ def test_pool_backward_ignoring_stride_hidden_by_stride_1():
 
 
 def test_distribute_value_without_division():
-    msg = fails(variant("distribute_value", ("average = dz / (n_H * n_W)", "average = dz")), "distribute_value")
+    msg = fails(variant("distribute_value", ("average = dz / (f_H * f_W)", "average = dz")), "distribute_value")
     assert "expected: 0.5\n" in msg and "got:      2.0\n" in msg and "np.float64" not in msg
 
 

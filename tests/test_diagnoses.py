@@ -116,14 +116,14 @@ def test_conv_backward_pad_slice_fails_the_visible_check():
 
 
 @pytest.mark.parametrize("changes,expect", [
-    ((("(n_H, n_W) = shape\n    average = dz / (n_H * n_W)\n    a = np.full((n_H, n_W)",
+    ((("(f_H, f_W) = shape\n    average = dz / (f_H * f_W)\n    a = np.full((f_H, f_W)",
        "n = shape[0]\n    average = dz / (n * n)\n    a = np.full((n, n)"),),
      ["got shape:      (3, 3)", "Diagnosis: a has shape (3, 3), a square: the window is shape = (3, 2)"]),
-    ((("average = dz / (n_H * n_W)", "average = dz / (n_H * n_H)"),),
+    ((("average = dz / (f_H * f_W)", "average = dz / (f_H * f_H)"),),
      ["expected: 0.25\n", "got:      0.16666666666666666\n",
-      "Diagnosis: Every entry is dz / (n_H * n_H) = 1.5 / 9: the window is 3 x 2, not square. Divide by n_H * n_W = 6"]),
-    ((("average = dz / (n_H * n_W)", "average = dz / (n_W * n_W)"),),
-     ["Diagnosis: Every entry is dz / (n_W * n_W) = 1.5 / 4: the window is 3 x 2, not square"]),
+      "Diagnosis: Every entry is dz / (f_H * f_H) = 1.5 / 9: the window is 3 x 2, not square. Divide by f_H * f_W = 6"]),
+    ((("average = dz / (f_H * f_W)", "average = dz / (f_W * f_W)"),),
+     ["Diagnosis: Every entry is dz / (f_W * f_W) = 1.5 / 4: the window is 3 x 2, not square"]),
 ], ids=["square_shape", "n_H_squared", "n_W_squared"])
 def test_distribute_value_square_window_fails_the_visible_check(changes, expect):
     wrong = variant("distribute_value", *changes)
@@ -135,10 +135,10 @@ def test_distribute_value_square_window_fails_the_visible_check(changes, expect)
 
 
 def test_distribute_value_without_division_is_named():
-    msg = visible_failure(variant("distribute_value", ("average = dz / (n_H * n_W)", "average = dz")),
+    msg = visible_failure(variant("distribute_value", ("average = dz / (f_H * f_W)", "average = dz")),
                           "distribute_value")
     assert "expected: 0.5\n" in msg and "got:      2.0\n" in msg
-    assert "Diagnosis: Every entry is dz itself (2.0)" in msg and "divide by n_H * n_W = 4" in msg
+    assert "Diagnosis: Every entry is dz itself (2.0)" in msg and "divide by f_H * f_W = 4" in msg
 
 
 # ----------------------------------------------------------------- to_grayscale
@@ -198,7 +198,7 @@ def test_average_pool_divided_by_f_only():
 
 
 def test_pool_backward_average_not_divided():
-    wrong = variant("pool_backward", ("average = dz / (n_H * n_W)", "average = dz"))
+    wrong = variant("pool_backward", ("average = dz / (f_H * f_W)", "average = dz"))
     msg = visible_failure(wrong, "pool_backward")
     assert "case 'canonical_average'" in msg and "exactly f*f = 4 times too large" in msg and "distribute_value" in msg
 

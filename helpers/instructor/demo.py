@@ -39,7 +39,7 @@ MISTAKES: dict[str, dict[str, list[tuple[str, str]]]] = {
     "cara": {"02_conv_single_step": [("conv_single_step", "Z = float(np.sum(s)) + b.item()", "Z = float(np.sum(s))")],
              "03_conv_forward": [("conv_forward", " + b[0, 0, 0, c]", "")]},
     "dev": {"03_conv_forward": [("conv_forward", "a_prev_pad = A_prev_pad[i]", "a_prev_pad = A_prev[i]")]},
-    "eve": {"06_pool_backward": [("distribute_value", "average = dz / (n_H * n_W)", "average = dz")]},
+    "eve": {"06_pool_backward": [("distribute_value", "average = dz / (f_H * f_W)", "average = dz")]},
     "finn": {"04_conv_backward": [("conv_backward", "vert_start = h * stride", "vert_start = h"),
                                   ("conv_backward", "horiz_start = w * stride", "horiz_start = w")],
              "06_pool_backward": [("pool_backward", "vert_start = h * stride", "vert_start = h"),
