@@ -36,6 +36,15 @@ def rootbox():
     require_root_sandbox()
 
 
+def run_async(scenario):
+    """Run the coroutine function ``scenario`` to completion in a thread of its own: the test may be
+    called while another test's event loop is running in this thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, scenario()).result()
+
+
 def run_in_box(box, code: str, timeout: float = 120, env=None) -> dict:
     """Run ``code`` (which fills the dict ``out``) in a new sandbox of ``box``; return ``out``."""
     program = "import json, os, sys\nout = {}\n" + textwrap.dedent(code) + "\nprint(json.dumps(out))\n"
@@ -399,7 +408,7 @@ def test_symlinks_planted_everywhere_the_sandbox_writes_change_nothing_outside(r
             await km2.shutdown_kernel(now=True)
             return run_entries
 
-        run_entries = asyncio.run(scenario())
+        run_entries = run_async(scenario)
         # root's folder has only what root put there: sockets, connection files, logs; no link
         import stat
         assert {f"k2-{p}" for p in range(1, 6)} | {"k2.json"} <= set(run_entries), sorted(run_entries)
@@ -454,7 +463,7 @@ def test_kernel_interrupt_restart_and_message_cap(rootbox, tmp_path):
             assert r["status"] == "ok", r
             kc.stop_channels()
             await km.shutdown_kernel(now=True)
-        asyncio.run(scenario())
+        run_async(scenario)
         assert wait_gone(box.uid) == []
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from ..data import REFERENCE_FILE, write_value
 from .cases import CASES
 from .course import ASSIGNMENTS, GRADED_FUNCTIONS, ROOT
+from .nbapi import CourseError
 from .outofkernel.judge import expected
 from .regions import Regions, is_answer_cell
 
@@ -38,7 +39,7 @@ def reference_functions(root: Path | str | None = None, config=None) -> dict:
     for a in ASSIGNMENTS:
         path = a.source_at(root or ROOT, source_dir)
         if not path.exists():
-            raise FileNotFoundError(f"no source notebook {path}")
+            raise CourseError(f"no source notebook {path}")
         ns: dict = {"np": np, "__name__": f"reference_{a.id}"}
         exec(compile("import numpy as np\n" + solution_source(path, regions), str(path), "exec"), ns)
         for f in a.functions:

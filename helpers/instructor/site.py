@@ -52,7 +52,16 @@ import nbformat
 from nbformat import NotebookNode
 
 from .course import ASSIGNMENTS, ROOT, Assignment, get
-from .regions import ANSI, MIN_LENGTH, Regions, is_answer_cell, is_locked, is_test_cell, leaks
+from .nbapi import CourseError
+from .regions import (
+    ANSI,
+    MIN_LENGTH,
+    Regions,
+    is_answer_cell,
+    is_locked,
+    is_test_cell,
+    leaks,
+)
 
 EDITIONS = ("student", "instructor")
 COURSE_TITLE = "CNN building blocks from scratch, in NumPy"
@@ -330,13 +339,13 @@ def build_site(out_dir: Path | str | None = None, editions: Sequence[str] = EDIT
     editions = tuple(editions)
     for e in editions:
         if e not in EDITIONS:
-            raise ValueError(f"unknown edition {e!r}; known: {', '.join(EDITIONS)}")
+            raise CourseError(f"unknown edition {e!r}; known: {', '.join(EDITIONS)}")
     chosen = list(ASSIGNMENTS) if assignments is None else [get(a) if isinstance(a, str) else a for a in assignments]
     chosen.sort(key=lambda a: [x.id for x in ASSIGNMENTS].index(a.id))
     sources = {a.id: a.source_at(root, source_dir) for a in chosen}
     missing = [str(p) for p in sources.values() if not p.exists()]
     if missing:
-        raise FileNotFoundError("source notebooks missing: " + ", ".join(missing))
+        raise CourseError("source notebooks missing: " + ", ".join(missing))
 
     workers = workers or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
