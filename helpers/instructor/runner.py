@@ -11,10 +11,12 @@ import nbformat
 from .course import ASSIGNMENTS
 
 
-def execute_notebook(path: Path | str, *, timeout: int = 120, allow_errors: bool = False, cwd: Path | str | None = None):
+def execute_notebook(path: Path | str, *, timeout: int = 120, allow_errors: bool = False, cwd: Path | str | None = None,
+                     env: dict | None = None):
     """Run a notebook in a fresh kernel from its own folder. Returns ``(executed notebook, seconds)``."""
     from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
+    from nbclient.util import run_sync
 
     path = Path(path)
     nb = nbformat.read(str(path), as_version=4)
@@ -23,8 +25,13 @@ def execute_notebook(path: Path | str, *, timeout: int = 120, allow_errors: bool
     # The socket path must be absolute: the kernel runs in the notebook's folder, the client here.
     with tempfile.TemporaryDirectory(prefix="cnn-course-kernel-") as run_dir:
         km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(run_dir, "kernel"))
-        NotebookClient(nb, km=km, timeout=timeout, allow_errors=allow_errors, kernel_name="python3",
-                       resources={"metadata": {"path": str(cwd or path.parent)}}).execute()
+        try:
+            NotebookClient(nb, km=km, timeout=timeout, allow_errors=allow_errors, kernel_name="python3",
+                           resources={"metadata": {"path": str(cwd or path.parent)}}).execute(
+                **({"env": env} if env is not None else {}))
+        finally:   # a client given its kernel manager leaves the kernel running: stop it here
+            if km.has_kernel:
+                run_sync(km.shutdown_kernel)(now=True)
     return nb, time.perf_counter() - t0
 
 

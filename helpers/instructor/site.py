@@ -48,7 +48,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import nbformat
 from nbformat import NotebookNode
 
 from .course import ASSIGNMENTS, ROOT, Assignment, get
@@ -148,15 +147,12 @@ def _output_text(output: NotebookNode) -> str:
 
 def execute_notebook(path: Path, timeout: int = CELL_TIMEOUT) -> NotebookNode:
     """Run a notebook top to bottom with this Python's kernel, in the notebook's own folder."""
-    from nbclient import NotebookClient
+    from .runner import execute_notebook as run
 
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
-                            resources={"metadata": {"path": str(path.parent)}})
     # Figures must come out as inline PNGs, whatever MPLBACKEND the caller's environment has.
     env = {**os.environ, "MPLBACKEND": "module://matplotlib_inline.backend_inline",
            "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
-    client.execute(env=env)
+    nb, _ = run(path, timeout=timeout, env=env)
     return nb
 
 
