@@ -87,3 +87,21 @@ def postgres_server():
 def postgres_url(postgres_server) -> str:
     """The SQLAlchemy URL (postgresql+psycopg, with the test role's password) of one empty database."""
     return postgres_server.create_database("cnn_session")
+
+
+def variant(func: str, *changes: tuple[str, str]):
+    """The reference solution of ``func`` with text changes (every change must apply): a realistic
+    wrong answer, for the tests of the checks and their diagnoses."""
+    import numpy as np
+
+    from helpers.instructor.course import GRADED_FUNCTIONS
+    from helpers.instructor.demo import strip_markers
+    from helpers.instructor.refdata import solution_source
+
+    src = strip_markers(solution_source(GRADED_FUNCTIONS[func].source))
+    for old, new in changes:
+        assert old in src, f"test setup: {old!r} not found in the solution of {func}"
+        src = src.replace(old, new)
+    ns = {"np": np}
+    exec(compile("import numpy as np\n" + src, f"<{func} variant>", "exec"), ns)
+    return ns[func]

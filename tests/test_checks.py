@@ -3,24 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import variant
 
 from helpers import checks, gradcheck, plots
 from helpers.data import load_case, load_photo
 from helpers.instructor.course import GRADED_FUNCTIONS
-from helpers.instructor.demo import strip_markers
-from helpers.instructor.refdata import solution_source
-
-
-def variant(func: str, *changes: tuple[str, str]):
-    """The reference solution of ``func`` with text changes: a realistic wrong answer."""
-    a = GRADED_FUNCTIONS[func]
-    src = strip_markers(solution_source(a.source))
-    for old, new in changes:
-        assert old in src, f"test setup: {old!r} not found in the solution of {func}"
-        src = src.replace(old, new)
-    ns = {"np": np}
-    exec(compile("import numpy as np\n" + src, f"<{func} variant>", "exec"), ns)
-    return ns[func]
 
 
 def fails(fn, func, case="canonical") -> str:

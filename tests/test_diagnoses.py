@@ -11,27 +11,15 @@ import re
 
 import numpy as np
 import pytest
+from conftest import variant
 
 import helpers
 from helpers import checks, gradcheck
 from helpers.data import list_cases, load_case
 from helpers.instructor.cases import CASES
 from helpers.instructor.course import GRADED_FUNCTIONS
-from helpers.instructor.demo import strip_markers
-from helpers.instructor.refdata import solution_source
 
 NUMPY_REPR = re.compile(r"np\.(float|int|uint|bool|complex)\w*\(|np\.(True|False)_")
-
-
-def variant(func: str, *changes: tuple[str, str]):
-    """The reference solution of ``func`` with text changes (every change must apply)."""
-    src = strip_markers(solution_source(GRADED_FUNCTIONS[func].source))
-    for old, new in changes:
-        assert old in src, f"test setup: {old!r} not found in the solution of {func}"
-        src = src.replace(old, new)
-    ns = {"np": np}
-    exec(compile("import numpy as np\n" + src, f"<{func} variant>", "exec"), ns)
-    return ns[func]
 
 
 def visible_failure(fn, func: str) -> str:
