@@ -35,9 +35,9 @@ def configure(config, options: GradingOptions) -> None:
     from .preprocessors.out_of_kernel import CheckOutOfKernel
     from .preprocessors.reset_result import ResetResult
     from .preprocessors.restore_metadata import RestoreLostMetadata
+    from .preprocessors.strip_active import StripActive
     from .preprocessors.write_result import WriteResult
 
-    from .preprocessors.strip_active import StripActive
     config.Autograde.sanitize_preprocessors = [ResetResult, ClearOutput, DeduplicateIds, OverwriteKernelspec,
                                                RestoreLostMetadata, OverwriteCells, CheckCellMetadata]
     config.Autograde.autograde_preprocessors = [CheckOutOfKernel, SandboxedExecute, ApplyVerdicts, IgnorePattern,

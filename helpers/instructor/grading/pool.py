@@ -40,7 +40,6 @@ def die_with_parent() -> None:
 class Progress:
     def __init__(self, total: int, stream=None):
         self.total, self.done, self.stream = total, 0, stream or sys.stdout
-        self.t0 = time.monotonic()
 
     def line(self, o: Outcome) -> None:
         self.done += 1
@@ -67,17 +66,15 @@ def _kill_slot(spec: WorkerSpec, slot: int) -> None:
         return
     import pwd
 
-    from ..options import GradingOptions
-    from ..sandbox import acquire_slot, release_slot
+    from ..sandbox import Policy, acquire_slot, release_slot
     from ..sandbox.users import kill_user_processes
-    from .worker import policy_for
 
     got, token = acquire_slot(slot)
     try:
         if got != slot:
             return
         try:
-            uid = pwd.getpwnam(policy_for(GradingOptions.from_dict(spec.options), slot).user_name).pw_uid
+            uid = pwd.getpwnam(Policy(slot=slot).user_name).pw_uid
         except KeyError:
             return
         kill_user_processes(uid)

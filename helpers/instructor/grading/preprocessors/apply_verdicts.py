@@ -9,8 +9,9 @@ cell gets partial credit from an ``execute_result`` that student code made (:fun
 """
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
-from nbgrader.utils import determine_grade, is_grade, is_solution
+from nbgrader.utils import determine_grade
 
+from ...regions import is_test_cell
 from . import UsesContext
 
 ENAME = "OutOfKernelCheckFailed"
@@ -32,7 +33,7 @@ class ApplyVerdicts(UsesContext, NbGraderPreprocessor):
         ctx = self.ctx()
         verdicts = ctx.result.verdicts
         for cell in nb.cells:
-            if cell.cell_type != "code" or not is_grade(cell) or is_solution(cell):
+            if not is_test_cell(cell):
                 continue
             gid = cell.metadata["nbgrader"]["grade_id"]
             no_partial_credit(cell)

@@ -22,10 +22,10 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
-from nbgrader.utils import is_grade, is_solution
 from traitlets import Bool
 
 from ...outofkernel import Plan
+from ...regions import is_test_cell as is_test
 from . import UsesContext
 from .output_cap import OutputCap
 
@@ -45,10 +45,6 @@ def names_used(source: str) -> set:
     except (SyntaxError, ValueError):
         return set()
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-
-
-def is_test(cell) -> bool:
-    return cell.cell_type == "code" and is_grade(cell) and not is_solution(cell)
 
 
 def kind_of(cell) -> str:
@@ -143,7 +139,6 @@ class SandboxedExecute(OutputCap, UsesContext, Execute):
             cell.outputs = ([self._truncation_note()] if self._truncated else []) + [self._crash_output(exc)]
             ctx.result.note(f"{cell.outputs[-1]['evalue'].replace('this cell', 'cell ' + gid)}; restarted")
             self._restart(index)
-        self._cap_cell(cell, gid)
         ctx.result.add_time(kind, time.monotonic() - t0)
         self._status[index] = ctx.result.cells[gid] = status
         return cell, resources

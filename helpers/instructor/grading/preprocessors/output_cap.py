@@ -2,8 +2,9 @@
 ``max_notebook_output_bytes``, every byte of every message counted (data, metadata, text,
 tracebacks). Over the cap, errors, results and stderr, which decide a grade, stay in short form.
 
-``OutputCap`` is a mixin for an nbclient client (it overrides nbclient's public ``output`` hook);
-``_cap_cell`` measures a finished cell as it will be written, display updates included.
+``OutputCap`` is a mixin for an nbclient client: its public ``output`` and ``process_message``
+hooks bound what is kept while cells run, and ``cap_notebook`` measures the finished notebook as
+it will be written, display updates included.
 """
 import json
 
@@ -17,8 +18,7 @@ class OutputCap:
 
     def output(self, outs, msg, display_id, cell_index):
         opts = self.ctx().options
-        size = len(json.dumps(msg.get("content", {}), default=str)) + len(json.dumps(msg.get("metadata", {}),
-                                                                                    default=str))
+        size = size_of(msg.get("content", {})) + size_of(msg.get("metadata", {}))
         self._cell_bytes += size
         self._nb_bytes += size
         if self._cell_bytes <= opts.max_cell_output_bytes and self._nb_bytes <= opts.max_notebook_output_bytes:
@@ -33,7 +33,7 @@ class OutputCap:
         """Display updates replace an earlier output in place and never pass through ``output``:
         count them too, and drop them once the notebook is over its cap."""
         if msg.get("msg_type") == "update_display_data":
-            size = len(json.dumps(msg.get("content", {}), default=str))
+            size = size_of(msg.get("content", {}))
             self._nb_bytes += size
             if size > self.ctx().options.max_cell_output_bytes or \
                     self._nb_bytes > self.ctx().options.max_notebook_output_bytes:
@@ -44,39 +44,42 @@ class OutputCap:
         return super().process_message(msg, cell, cell_index)
 
     def cap_notebook(self, nb) -> None:
-        """After the run: every cell within its cap (display updates land in earlier cells), then the
-        notebook within its own, largest cells shortened first."""
+        """After the run, the authoritative cap, on the outputs as they will be written (display
+        updates land in earlier cells): every cell within its cap, then the notebook within its own,
+        largest cells shortened first."""
         opts = self.ctx().options
         sizes = {}
         for i, cell in enumerate(nb.cells):
-            if cell.cell_type == "code":
-                self._cap_cell(cell, cell.metadata.get("nbgrader", {}).get("grade_id", f"cell-{i}"))
-                sizes[i] = len(json.dumps(cell.get("outputs", []), default=str))
+            if cell.cell_type != "code":
+                continue
+            if size_of(cell.outputs) > opts.max_cell_output_bytes:
+                self._shorten_cell(cell, "this cell", opts.max_cell_output_bytes)
+            sizes[i] = size_of(cell.outputs)
         total = sum(sizes.values())
         for i in sorted(sizes, key=sizes.get, reverse=True):
             if total <= opts.max_notebook_output_bytes:
                 break
-            cell = nb.cells[i]
-            cell.outputs = [o for o in (shorten_output(o) for o in cell.outputs) if o is not None] + \
-                [self._truncation_note()]
-            total -= sizes[i] - len(json.dumps(cell.outputs, default=str))
+            self._shorten_cell(nb.cells[i], "the notebook", opts.max_notebook_output_bytes)
+            total -= sizes[i] - size_of(nb.cells[i].outputs)
 
-    def _truncation_note(self):
+    def _shorten_cell(self, cell, where: str, limit: int) -> None:
+        """Only the short forms of what decides a grade stay, and a line that says why."""
+        cell.outputs = [o for o in (shorten_output(o) for o in cell.outputs) if o is not None] + \
+            [self._truncation_note(where, limit)]
+
+    def _truncation_note(self, where: str | None = None, limit: int | None = None):
         opts = self.ctx().options
-        where, limit = (("this cell", opts.max_cell_output_bytes) if self._cell_bytes > opts.max_cell_output_bytes
-                        else ("the notebook", opts.max_notebook_output_bytes))
+        if where is None:   # while a cell runs: which of the two caps it went over
+            where, limit = (("this cell", opts.max_cell_output_bytes) if self._cell_bytes > opts.max_cell_output_bytes
+                            else ("the notebook", opts.max_notebook_output_bytes))
         self.ctx().result.note("output truncated")
         return new_output("stream", name="stdout",
                           text=f"\n[output truncated by the grader: {where} wrote more than {limit} bytes]\n")
 
-    def _cap_cell(self, cell, gid: str) -> None:
-        """The authoritative cap: the size of the cell's outputs as they will be written (display
-        updates included); over the cap, only the short forms of what decides a grade stay."""
-        limit = self.ctx().options.max_cell_output_bytes
-        if len(json.dumps(cell.get("outputs", []), default=str)) <= limit:
-            return
-        kept = [o for o in (shorten_output(o) for o in cell.outputs) if o is not None]
-        cell.outputs = kept + [self._truncation_note()]
+
+def size_of(value) -> int:
+    """Bytes of ``value`` as JSON: what a message or an output list costs in the notebook."""
+    return len(json.dumps(value, default=str))
 
 
 def shorten(msg):

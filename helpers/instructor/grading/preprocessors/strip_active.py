@@ -39,7 +39,6 @@ ATTRIBUTES = {"*": ["class", "title", "align"], "a": ["href", "title"], "img": [
 SAFE_OUTPUT_KEYS = {"metadata", "text/plain", "text/latex", "application/json", "image/png", "image/jpeg",
                     "image/gif"}
 SAFE_ATTACHMENTS = {"image/png", "image/jpeg", "image/gif"}
-TAG_START = re.compile(r"<[A-Za-z!/?]")      # where an HTML parser would see markup
 ACTIVE = re.compile(r"<\s*/?\s*(?:script|iframe|object|embed|style|svg|math|form|meta|link|base)\b|\son\w+\s*=",
                     re.I)
 SCRIPT_BLOCK = re.compile(r"<\s*(script|style)\b[^>]*>.*?<\s*/\s*\1\s*>", re.I | re.S)
