@@ -3,7 +3,8 @@
 - what a box applies (probe), and what code inside sees: another user, its own PID namespace, no
   network, a read-only file system without the course, a scratch folder limited in bytes and inodes;
 - nothing outlives a box: a process whose main thread exited while a thread runs, a double-forked
-  daemon, a fork bomb; a memory bomb and a fork bomb in one box leave another box working;
+  daemon, a fork bomb; a memory bomb and a fork bomb in one box leave another box working, and
+  the kernel booting in the same box beside them;
 - the Python installation and the venv are usable even under a 0700 folder of root;
 - the kernel transport: root makes the sockets, so symlinks planted by the sandbox user in every
   folder it can write change nothing outside, across kernel restarts too.
@@ -283,6 +284,48 @@ def test_bombs_in_one_box_leave_another_box_working(rootbox):
         with open(os.path.join(a.cg.dirs[0], "memory.max_usage_in_bytes")) as fh:
             assert int(fh.read()) <= 256 * sb.MiB
         uid = a.uid
+    assert wait_gone(uid) == []
+
+
+def test_a_kernel_booting_beside_the_check_outlives_what_the_check_leaves(rootbox):
+    """The worker starts a submission's kernel before the out-of-kernel check runs, so that it boots
+    meanwhile. The check's processes (a fork bomb, a memory bomb) are in the box's other cgroup:
+    they neither starve nor OOM-kill the kernel, and end_processes ends them all but the kernel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bombs = sb.Policy(slot=12, memory_bytes=256 * sb.MiB, max_processes=40, address_space=1024 * sb.MiB, processes=1000)
+    with sb.Box(bombs, "early-kernel") as box:
+        with ThreadPoolExecutor(1) as pool:     # no event loop may run in the thread that starts it
+            km = pool.submit(box.start_kernel).result()
+        end = time.monotonic() + 20
+        while not box.kernel_cg.pids() and time.monotonic() < end:   # it joins its cgroup as it starts
+            time.sleep(0.05)
+        assert km.has_kernel and box.kernel_cg.pids() and not set(box.kernel_cg.pids()) & set(box.cg.pids())
+        fork = box.spawn([sys.executable, "-c", "import os, time\nwhile True:\n    try:\n        os.fork()\n"
+                          "    except OSError:\n        time.sleep(0.01)\n"], stdin=subprocess.DEVNULL)
+        memory = box.spawn([sys.executable, "-c", "chunks = []\nwhile True:\n    chunks.append(bytearray(16 * 2 ** 20))"],
+                           stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(3)
+        assert len(box.cg.pids()) >= 20, "the fork bomb did not run"
+        assert memory.wait(60) != 0
+        box.end_processes()
+        assert box.cg.pids() == [] and fork.poll() is not None
+        assert km.has_kernel and box.kernel_cg.pids(), "the kernel was ended with the check's processes"
+
+        async def scenario():
+            kc = km.client()
+            kc.start_channels()
+            await kc.wait_for_ready(timeout=60)
+            r = await _execute(kc, "import os\nprint(6 * 7, len([p for p in os.listdir('/proc') if p.isdigit()]))")
+            kc.stop_channels()
+            await km.shutdown_kernel(now=True)
+            return r
+
+        r = run_async(scenario)
+        assert r["status"] == "ok", r
+        answer, processes = map(int, r["stdout"].split())
+        assert answer == 42 and processes < 10, r["stdout"]     # its own PID namespace: no bomb in sight
+        uid = box.uid
     assert wait_gone(uid) == []
 
 

@@ -81,6 +81,10 @@ class Worker:
                            time.monotonic() - t0)
         ctx = SubmissionContext(task.student, task.assignment, self.options, box, functions=a.functions,
                                 reference=self.reference, deadline=t0 + self.options.budget)
+        try:
+            ctx.kernel = box.start_kernel()   # boots while nbgrader and the out-of-kernel check work
+        except Exception:   # started again, with its error, by the execute step
+            ctx.kernel = None
         pipeline.set_context(self.api.config, ctx)
         before = grades_snapshot(self.config, task)
         try:

@@ -4,7 +4,10 @@ Layout (root mode): ``<tmp>/cnnsb-<slot>-XXXX/`` (root, 0700) holds ``scratch/``
 of the box's tmpfs, bound read-write at :data:`SCRATCH` inside), ``run/`` (connection files and
 listening sockets of the kernels, root's only) and ``kernels/`` (the box's kernelspec). Every
 process of the box runs in a new bubblewrap sandbox (own PID namespace: when its first process
-ends, everything in it ends) inside the box's cgroups; :meth:`Box.close` kills what is left.
+ends, everything in it ends). Kernels run in the box's kernel cgroup and every other process (the
+out-of-kernel check's children) in its check cgroup, each with the policy's memory and process
+limits: a kernel can boot while the check runs, and what the check leaves behind, or the memory
+it takes, never reaches the kernel. :meth:`Box.close` kills what is left.
 """
 from __future__ import annotations
 
@@ -30,8 +33,8 @@ class Box:
     def __init__(self, policy: Policy, label: str = "sandbox", files_dir: Path | str | None = None):
         self.policy, self.label, self.closed = policy, label, False
         self.root_mode = users.is_root()
-        self._token, self._procs, self._kms = None, [], 0
-        self.cg = None
+        self._token, self._procs, self._kernels, self._kms = None, [], [], 0
+        self.cg = self.kernel_cg = None
         bwrap.bwrap_path()   # SandboxError when bubblewrap or namespaces are missing
         if self.root_mode:
             if policy.user is None:
@@ -61,7 +64,8 @@ class Box:
             scratch.mount_tmpfs(str(self.scratch_host), p.scratch_bytes, p.scratch_inodes, self.uid, self.gid)
             self._mounted = True
             self.cg = cgroups.Cgroups(f"s{p.slot}-{self.base.name}", p.memory_bytes, p.max_processes)
-        if self.cg is None or not self.cg.dirs:
+            self.kernel_cg = cgroups.Cgroups(f"s{p.slot}-{self.base.name}-k", p.memory_bytes, p.max_processes)
+        if self.cg is None or not self.cg.dirs or not self.kernel_cg.dirs:
             if p.strict:
                 raise SandboxError(f"strict policy: {self.cg.why if self.cg else 'cgroups (not root)'} not available")
         prepare_scratch(self, files_dir)
@@ -69,14 +73,16 @@ class Box:
     def env(self) -> dict:
         return base_env(self.scratch, self.policy.user_name if self.root_mode else os.environ.get("USER", "user"))
 
-    def argv(self, cmd, data_files=(), ro_binds=()) -> list[str]:
-        """The command line that runs ``cmd`` in a new sandbox of this box (in its cgroups)."""
+    def argv(self, cmd, data_files=(), ro_binds=(), kernel: bool = False) -> list[str]:
+        """The command line that runs ``cmd`` in a new sandbox of this box (in its check cgroups, or
+        in its kernel cgroups when ``kernel``)."""
         if self.closed:
             raise SandboxError("the box is closed")
         argv = bwrap.command(list(cmd), uid=self.uid, gid=self.gid, scratch_host=str(self.scratch_host),
                              exposed=self.exposed, rlimits=self.policy.rlimits(),
                              isolate_network=self.policy.isolate_network, data_files=data_files, ro_binds=ro_binds)
-        return self.cg.wrap(argv) if self.cg else argv
+        cg = self.kernel_cg if kernel else self.cg
+        return cg.wrap(argv) if cg else argv
 
     def spawn(self, cmd, pass_fds=(), env=None, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
               stderr=None, ro_binds=(), data_files=()) -> subprocess.Popen:
@@ -113,6 +119,19 @@ class Box:
         self._kms += 1
         return box_kernel_manager(self, f"k{self._kms}")
 
+    def start_kernel(self):
+        """A kernel manager whose kernel is already booting in this box. The launch returns at once;
+        the kernel boots (Python, ipykernel) while the grader goes on with other work."""
+        from jupyter_core.utils import run_sync
+
+        km = self.kernel_manager()
+        run_sync(km.start_kernel)()
+        return km
+
+    def add_kernel(self, proc) -> None:
+        """The provisioner registers the outer process of a kernel's sandbox here."""
+        self._kernels.append(proc)
+
     def kill_strays(self, km) -> int:
         """Kill every process of ``km``'s kernel sandbox but the kernel (after a cell); how many."""
         import psutil
@@ -127,8 +146,8 @@ class Box:
         return len(procs)
 
     def end_processes(self, seconds: float = 5.0) -> None:
-        """Kill and reap every process of the box (between the out-of-kernel check and the kernel, so
-        that what the check left behind, a fork bomb's children say, does not count against the kernel)."""
+        """Kill and reap every process of the box but its kernels (after the out-of-kernel check, so
+        that nothing it left behind, a fork bomb's children say, runs beside the kernel)."""
         for proc in self._procs:
             try:
                 proc.kill()
@@ -144,18 +163,20 @@ class Box:
         if self.closed:
             return
         self.closed = True
-        for proc in self._procs:
+        procs = self._procs + self._kernels
+        for proc in procs:
             try:
                 proc.kill()     # the sandbox's outer bwrap: its PID namespace dies with it
             except OSError:
                 pass
-        for proc in self._procs:
+        for proc in procs:
             try:
                 proc.wait(5)
             except subprocess.TimeoutExpired:
                 pass
-        if self.cg is not None:
-            self.cg.remove()
+        for cg in (self.cg, self.kernel_cg):
+            if cg is not None:
+                cg.remove()
         if self.root_mode and self.uid is not None and self._token is not None and users.holders(self._token) <= 1:
             users.kill_user_processes(self.uid)   # the slot is ours alone: nothing of its user may outlive the box
         base = getattr(self, "base", None)

@@ -48,6 +48,13 @@ class NullBox:
 
         return CappedKernelManager(kernel_name="python3")
 
+    def start_kernel(self):
+        from jupyter_core.utils import run_sync
+
+        km = self.kernel_manager()
+        run_sync(km.start_kernel)(cwd=self.scratch, env=self.env())
+        return km
+
     def end_processes(self, seconds: float = 5.0) -> None:
         """Nothing to end: a NullBox's children are ended by the out-of-kernel check itself."""
 

@@ -81,7 +81,7 @@ class SandboxProvisioner(LocalProvisioner):
         conn_fd = os.open(km.connection_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             inner = [INNER_CONNECTION if a == km.connection_file else a for a in cmd]
-            argv = box.argv(inner, data_files=[(conn_fd, INNER_CONNECTION)])
+            argv = box.argv(inner, data_files=[(conn_fd, INNER_CONNECTION)], kernel=True)
             kwargs["pass_fds"] = tuple(s.fileno() for s in self._listeners.values()) + (conn_fd,)
             log = box.open_log(os.path.basename(km.ip) + ".log")
             kwargs["stdout"] = kwargs["stderr"] = log
@@ -89,7 +89,7 @@ class SandboxProvisioner(LocalProvisioner):
                 info = await super().launch_kernel(argv, **kwargs)
             finally:
                 os.close(log)
-            box._procs.append(self.process)
+            box.add_kernel(self.process)
         finally:
             os.close(conn_fd)
             self._close_listeners()

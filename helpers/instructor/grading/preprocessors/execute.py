@@ -3,7 +3,9 @@
 It keeps nbclient's own cell loop and changes only public hooks:
 
 - ``create_kernel_manager``: the kernel is the sandbox's (a kernel provisioner starts it under
-  bubblewrap, see :mod:`helpers.instructor.sandbox`);
+  bubblewrap, see :mod:`helpers.instructor.sandbox`). The worker starts the first one when the
+  submission's box is made, so that it boots while nbgrader and the out-of-kernel check work
+  (nbclient connects to a kernel manager that already has a kernel instead of starting one);
 - ``timeout_func``: each cell gets the cell timeout or what is left of the submission's budget;
 - ``preprocess_cell``: a cell is skipped when the budget is spent, or when it tests a function
   that already hung (one timeout per function, not one per test cell) or that hung or crashed
@@ -68,7 +70,8 @@ class SandboxedExecute(OutputCap, UsesContext, Execute):
 
     # ---------------------------------------------------------------- the kernel
     def create_kernel_manager(self):
-        self.km = self.ctx().box.kernel_manager()
+        ctx = self.ctx()
+        self.km = ctx.take_kernel() or ctx.box.kernel_manager()
         return self.km
 
     def preprocess(self, nb, resources, km=None):
