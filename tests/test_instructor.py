@@ -1,5 +1,6 @@
-"""The instructor tool on the synthetic class: exact scores, parallel = serial, restart after a kill,
-feedback without hidden tests, a per-question export that matches the gradebook, clear errors."""
+"""The instructor tool on the synthetic class: exact scores, parallel = serial, restart after a kill
+(of the grader, or of one worker), feedback without hidden tests, a per-question export that matches
+the gradebook, clear errors."""
 from __future__ import annotations
 
 import csv
@@ -191,9 +192,30 @@ def test_parallel_and_serial_gradebooks_identical(demo, tmp_path):
     assert runs[1] == runs[2] and len(runs[1]) >= 20
 
 
-def test_kill_then_rerun_loses_and_doubles_nothing(demo, tmp_path):
+@pytest.fixture(scope="module")
+def subset_reference(demo, tmp_path_factory):
+    """The SUBSET of the demo class graded once, undisturbed: (gradebook scores, submissions graded)."""
+    reference = _copy_class(demo["root"], tmp_path_factory.mktemp("reference"), SUBSET)
+    graded = [o for o in ag.autograde(reference, SUBSET, jobs=2, stream=io.StringIO()) if o.status == "graded"]
+    return gradebook_scores(load_config(reference)), graded
+
+
+def _cli_env():
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+
+def _assert_nothing_doubled(course: Path, graded: int) -> None:
+    con = sqlite3.connect(course / "gradebook.db")
+    dup = con.execute("SELECT COUNT(*) FROM (SELECT notebook_id, cell_id, COUNT(*) c FROM grade "
+                      "GROUP BY notebook_id, cell_id HAVING c > 1)").fetchone()[0]
+    subs = con.execute("SELECT COUNT(*) FROM submitted_assignment").fetchone()[0]
+    con.close()
+    assert dup == 0 and subs == graded
+
+
+def test_kill_then_rerun_loses_and_doubles_nothing(demo, tmp_path, subset_reference):
     course = _copy_class(demo["root"], tmp_path / "killed", SUBSET)
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env = _cli_env()
     proc = subprocess.Popen([CLI, "--root", str(course), "autograde", "--all", "--jobs", "2"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     seen = []
@@ -210,16 +232,46 @@ def test_kill_then_rerun_loses_and_doubles_nothing(demo, tmp_path):
     assert rerun.returncode == 0, rerun.stderr
     assert "already graded" in rerun.stdout, "the rerun should skip what the killed run finished"
     final = gradebook_scores(load_config(course))
-    reference = _copy_class(demo["root"], tmp_path / "reference", SUBSET)
-    graded = [o for o in ag.autograde(reference, SUBSET, jobs=2, stream=io.StringIO()) if o.status == "graded"]
-    assert final == gradebook_scores(load_config(reference))
+    reference, graded = subset_reference
+    assert final == reference
     assert len(partial) < len(final)
-    con = sqlite3.connect(course / "gradebook.db")
-    dup = con.execute("SELECT COUNT(*) FROM (SELECT notebook_id, cell_id, COUNT(*) c FROM grade "
-                      "GROUP BY notebook_id, cell_id HAVING c > 1)").fetchone()[0]
-    subs = con.execute("SELECT COUNT(*) FROM submitted_assignment").fetchone()[0]
-    con.close()
-    assert dup == 0 and subs == len(graded)
+    _assert_nothing_doubled(course, len(graded))
+
+
+def test_a_worker_killed_mid_run_loses_nothing_it_held(demo, tmp_path, subset_reference):
+    """A worker holds the next submission while it grades one (its kernel boots meanwhile). When the
+    worker is killed, the submission it was grading is reported as failed, the one it held goes
+    back to the queue and is graded by its replacement: each submission has exactly one line, and
+    a rerun completes the class with nothing doubled."""
+    import psutil
+
+    course = _copy_class(demo["root"], tmp_path / "worker-killed", SUBSET)
+    env = _cli_env()
+    proc = subprocess.Popen([CLI, "--root", str(course), "autograde", "--all", "--jobs", "1"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines, killed = [], None
+    for line in proc.stdout:
+        lines.append(line)
+        if " ok " in line and killed is None:
+            time.sleep(0.3)   # the worker is grading the second submission, holding the third
+            workers = [p for p in psutil.Process(proc.pid).children()
+                       if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
+            assert len(workers) == 1, workers
+            killed = workers[0].pid
+            os.kill(killed, signal.SIGKILL)
+    assert proc.wait(600) == 0, "".join(lines)
+    progress = [ln for ln in lines if ln.startswith("[")]
+    done = [tuple(ln.split()[3:6:2]) for ln in progress]   # (assignment, student)
+    tasks = {(a, s.name) for s in (course / "submitted").iterdir() for a in SUBSET if (s / a).exists()}
+    assert len(done) == len(set(done)) and set(done) >= {t for t in tasks}, "".join(progress)
+    failed = [ln for ln in progress if " FAIL " in ln and "grading process died" in ln]
+    assert len(failed) <= 1, "".join(progress)
+    rerun = subprocess.run([CLI, "--root", str(course), "autograde", "--all", "--jobs", "1"], env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    reference, graded = subset_reference
+    assert gradebook_scores(load_config(course)) == reference
+    _assert_nothing_doubled(course, len(graded))
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -25,14 +25,13 @@ class SubmissionContext:
     result: SubmissionResult = field(default_factory=SubmissionResult)
     seed: int | None = None                   # of the out-of-kernel check's fresh inputs
     dangerous: set = field(default_factory=set)     # functions that hung or crashed out of the kernel
-    kernel: Any = None                        # a kernel manager whose kernel boots during the steps before execution
+    kernel: Any = None                        # a kernel manager whose kernel is already booting
 
     def take_kernel(self):
-        """The kernel started ahead (once; None after that, or if it has died since)."""
+        """The kernel started ahead (once; None after that, or if its process has ended since)."""
         km, self.kernel = self.kernel, None
-        if km is not None and not km.has_kernel:
-            return None
-        return km
+        process = getattr(getattr(km, "provisioner", None), "process", None)
+        return km if process is not None and process.poll() is None else None
 
     def __deepcopy__(self, memo):
         # traitlets copies a Config deeply; the preprocessors must all share this one object

@@ -1,9 +1,11 @@
 """The pool: N worker processes, a queue of submissions, a time limit, and workers replaced.
 
-Each worker (:mod:`.worker`) takes submissions from one queue. The pool shows a progress line per
-submission, and kills a worker that overruns a submission's budget (with everything it started:
-its process group, and every process of its sandbox user), records that submission as failed,
-and starts a new worker in its place. A worker that keeps dying stops the run with a clear error.
+Each worker (:mod:`.worker`) takes submissions from one queue, and may hold the next one while it
+grades (its kernel boots meanwhile). The pool shows a progress line per submission, and kills a
+worker that overruns a submission's budget (with everything it started: its process group, and
+every process of its sandbox user), records that submission as failed, puts the one it held back
+in the queue, and starts a new worker in its place. A worker that keeps dying stops the run with
+a clear error.
 """
 from __future__ import annotations
 
@@ -95,7 +97,7 @@ def run(spec: WorkerSpec, tasks: list[Task], jobs: int, progress: Progress) -> l
         if slot is None:
             used = set(slots.values())
             slot = next(i for i in range(jobs + len(used) + 1) if i not in used)
-        p = ctx.Process(target=serve, args=(spec, task_q, result_q, slot), daemon=True)
+        p = ctx.Process(target=serve, args=(spec, task_q, result_q, slot, jobs), daemon=True)
         p.start()
         workers[p.pid] = p
         slots[p.pid] = slot
@@ -103,6 +105,12 @@ def run(spec: WorkerSpec, tasks: list[Task], jobs: int, progress: Progress) -> l
     for _ in range(jobs):
         start_worker()
     running: dict[int, tuple[Task, float]] = {}
+    held: dict[int, list[Task]] = {}   # worker pid -> submissions it holds for later (not started yet)
+
+    def give_back(pid: int) -> None:
+        """A dead worker's held submissions go back in the queue: nothing of them ran."""
+        for task in held.pop(pid, []):
+            task_q.put(task)
     outcomes: list[Outcome] = []
     budget, cell_timeout = spec.options["budget"], spec.options["cell_timeout"]
     hard_limit = budget + max(30, cell_timeout * 2)
@@ -116,9 +124,12 @@ def run(spec: WorkerSpec, tasks: list[Task], jobs: int, progress: Progress) -> l
             if msg and msg[0] == "slot":
                 if msg[1] in slots:
                     slots[msg[1]] = msg[2]
+            elif msg and msg[0] == "holds":
+                held.setdefault(msg[1], []).append(msg[2])
             elif msg and msg[0] == "start":
                 _, task, pid, t0 = msg
                 running[pid] = (task, time.monotonic())
+                held[pid] = [h for h in held.get(pid, []) if (h.assignment, h.student) != (task.assignment, task.student)]
             elif msg and msg[0] == "done":
                 o = msg[1]
                 running.pop(next((pid for pid, (t, _) in running.items()
@@ -129,6 +140,7 @@ def run(spec: WorkerSpec, tasks: list[Task], jobs: int, progress: Progress) -> l
             for pid, p in list(workers.items()):
                 if not p.is_alive() and pid not in running:   # died between tasks, or at start-up
                     del workers[pid]
+                    give_back(pid)
                     slot = slots.pop(pid)
                     _kill_slot(spec, slot)
                     deaths += 1
@@ -144,6 +156,7 @@ def run(spec: WorkerSpec, tasks: list[Task], jobs: int, progress: Progress) -> l
                     kill_group(pid)
                     p.join(5)
                     del workers[pid]
+                    give_back(pid)
                     slot = slots.pop(pid)
                     _kill_slot(spec, slot)
                     shutil.rmtree(Path(spec.root) / "autograded" / task.student / task.assignment,

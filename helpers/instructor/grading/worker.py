@@ -56,35 +56,58 @@ class Worker:
         # submitted/ itself: format_path joins this (relative to the root) with <student>/<assignment>
         self.config.CourseDirectory.submitted_directory = os.path.relpath(staging_root(self.root), self.root)
         self.api = make_api(self.config)
+        self._ready: dict = {}   # (assignment, student) -> (box, kernel manager) opened ahead
         notebooks = self.root / "notebooks"
         self.reference = reference_functions(self.root if notebooks.is_dir() else None)
 
-    def box(self, task: Task):
+    def open_box(self, task: Task):
+        """A new box for ``task`` and a kernel already booting in it, before any file of the
+        submission is there: nothing a student wrote takes part in starting it."""
         from ..sandbox import Box, NullBox
-        from .discover import staging_root
 
-        files = staging_root(self.root) / task.student / task.assignment
         if not self.options.sandbox:
-            return NullBox(files_dir=files)
-        return Box(policy_for(self.options, self.slot), label=f"{task.student}-{task.assignment}", files_dir=files)
+            box = NullBox()
+        else:
+            box = Box(policy_for(self.options, self.slot), label=f"{task.student}-{task.assignment}")
+        try:
+            return box, box.start_kernel()
+        except Exception:   # started again, with its error, by the execute step
+            return box, None
 
-    def grade(self, task: Task) -> Outcome:
+    def prepare(self, task: Task) -> None:
+        """Open the box of the submission graded next, so that its kernel boots while this one is
+        graded (the two boxes share nothing but the slot's user; see the README's threat model)."""
+        try:
+            self._ready[(task.assignment, task.student)] = self.open_box(task)
+        except Exception:   # made again when its turn comes, and reported then
+            pass
+
+    def close(self) -> None:
+        """Close the boxes prepared for submissions this worker will not grade."""
+        for box, _ in self._ready.values():
+            box.close()
+        self._ready.clear()
+
+    def grade(self, task: Task, upcoming: Task | None = None) -> Outcome:
         from ..course import get
+        from .discover import staging_root
 
         t0 = time.monotonic()
         a = get(task.assignment)
+        box = None
         try:
-            box = self.box(task)
+            box, kernel = self._ready.pop((task.assignment, task.student), None) or self.open_box(task)
+            box.add_files(staging_root(self.root) / task.student / task.assignment)
         except Exception as exc:   # the sandbox could not be set up for this submission
+            if box is not None:
+                box.close()
             return Outcome(task.assignment, task.student, "failed",
                            f"the sandbox did not start: {type(exc).__name__}: {str(exc)[:200]}",
                            time.monotonic() - t0)
+        if upcoming is not None:
+            self.prepare(upcoming)
         ctx = SubmissionContext(task.student, task.assignment, self.options, box, functions=a.functions,
-                                reference=self.reference, deadline=t0 + self.options.budget)
-        try:
-            ctx.kernel = box.start_kernel()   # boots while nbgrader and the out-of-kernel check work
-        except Exception:   # started again, with its error, by the execute step
-            ctx.kernel = None
+                                reference=self.reference, deadline=t0 + self.options.budget, kernel=kernel)
         pipeline.set_context(self.api.config, ctx)
         before = grades_snapshot(self.config, task)
         try:
@@ -167,8 +190,12 @@ def failure_reason(res: dict) -> str:
     return ((named or lines or ["unknown error"])[-1])[:200]
 
 
-def serve(spec: WorkerSpec, tasks, results, slot: int = 0) -> None:
-    """The worker process: grade tasks until a ``None`` arrives."""
+def serve(spec: WorkerSpec, tasks, results, slot: int = 0, jobs: int = 1) -> None:
+    """The worker process: grade tasks until a ``None`` arrives.
+
+    While it grades one submission it holds the next one, if the queue has enough left for the
+    other workers too, and boots that one's kernel meanwhile; it tells the pool (``"holds"``), which
+    puts a held submission back in the queue if this worker dies."""
     import warnings
 
     from .pool import die_with_parent
@@ -183,9 +210,30 @@ def serve(spec: WorkerSpec, tasks, results, slot: int = 0) -> None:
         slot, _token = acquire_slot(slot)   # this worker's sandbox user, for the worker's life
         results.put(("slot", os.getpid(), slot))
     worker = Worker(spec, slot)
-    while True:
-        task = tasks.get()
-        if task is None:
-            return
-        results.put(("start", task, os.getpid(), time.monotonic()))
-        results.put(("done", worker.grade(task)))
+    task = tasks.get()
+    try:
+        while task is not None:
+            upcoming = _take_upcoming(tasks, jobs)
+            if upcoming is not None:
+                results.put(("holds", os.getpid(), upcoming))
+            results.put(("start", task, os.getpid(), time.monotonic()))
+            results.put(("done", worker.grade(task, upcoming)))
+            task = upcoming if upcoming is not None else tasks.get()
+    finally:
+        worker.close()
+
+
+def _take_upcoming(tasks, jobs: int) -> Task | None:
+    """The next task, if the queue holds at least one for each worker (so that no other worker
+    waits for it at the end of the run); None otherwise. The shutdown marker is never taken."""
+    import queue
+
+    try:
+        if tasks.qsize() < jobs:
+            return None
+        task = tasks.get_nowait()
+    except (queue.Empty, NotImplementedError):
+        return None
+    if task is None:   # the pool is shutting down: leave the marker for the loop
+        tasks.put(None)
+    return task

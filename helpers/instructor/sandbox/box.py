@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import bwrap, cgroups, scratch, users
 from .env import base_env
-from .files import prepare_scratch
+from .files import add_files, prepare_scratch
 from .policy import Policy, SandboxError
 
 _BOXES: "weakref.WeakValueDictionary[str, Box]" = weakref.WeakValueDictionary()
@@ -69,6 +69,10 @@ class Box:
             if p.strict:
                 raise SandboxError(f"strict policy: {self.cg.why if self.cg else 'cgroups (not root)'} not available")
         prepare_scratch(self, files_dir)
+
+    def add_files(self, files_dir: Path | str) -> None:
+        """Copy a staged folder into scratch, as the box's user (see :func:`.files.add_files`)."""
+        add_files(self, Path(files_dir))
 
     def env(self) -> dict:
         return base_env(self.scratch, self.policy.user_name if self.root_mode else os.environ.get("USER", "user"))

@@ -54,21 +54,38 @@ def stage_files(sources, limit: int = 50 * 2 ** 20) -> Path | None:
 _MPL: list = []
 
 
-def prepare_scratch(box, files_dir) -> None:
-    """The first process of a box, as its user: make the scratch folder a home, with the staged files
-    (``files_dir``, bound read-only) and the font cache. Root itself never writes into the scratch folder."""
+def prepare_scratch(box, files_dir=None) -> None:
+    """The first process of a box, as its user: make the scratch folder a home, with the font cache
+    (and the staged files ``files_dir``, if given: see :func:`add_files`). Root itself never writes
+    into the scratch folder."""
+    from . import bwrap
+
+    mpl = matplotlib_cache()
+    script = "mkdir -p tmp .config/matplotlib .ipython .jupyter .local/share/jupyter/runtime"
+    if mpl:
+        script += " && cp /cnn-mpl/fontlist*.json .config/matplotlib/"
+    if files_dir:
+        script += f" && cp -R --no-preserve=mode,ownership {bwrap.INPUT}/. ."
+    _run_as_user(box, script, [(mpl, "/cnn-mpl")] if mpl else [], files_dir)
+
+
+def add_files(box, files_dir) -> None:
+    """Copy the staged files ``files_dir`` (bound read-only) into the box's scratch folder, as the
+    box's user. The worker does this after the submission's kernel has started, so that nothing
+    of the submission takes part in starting it."""
+    from . import bwrap
+
+    _run_as_user(box, f"cp -R --no-preserve=mode,ownership {bwrap.INPUT}/. .", [], files_dir)
+
+
+def _run_as_user(box, script: str, binds: list, files_dir) -> None:
     from . import bwrap
     from .policy import SandboxError
 
-    binds = [(str(files_dir), bwrap.INPUT)] if files_dir else []
-    mpl = matplotlib_cache()
-    if mpl:
-        binds.append((mpl, "/cnn-mpl"))
-    script = ("mkdir -p tmp .config/matplotlib .ipython .jupyter .local/share/jupyter/runtime"
-              + (f" && cp -R --no-preserve=mode,ownership {bwrap.INPUT}/. ." if files_dir else "")
-              + (" && cp /cnn-mpl/fontlist*.json .config/matplotlib/" if mpl else ""))
+    if files_dir:
+        binds = binds + [(str(files_dir), bwrap.INPUT)]
     proc = box.spawn(["/bin/sh", "-c", script], ro_binds=binds, stdout=subprocess.DEVNULL,
-                      stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                     stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     _, err = proc.communicate(timeout=60)
     if proc.returncode != 0:
         raise SandboxError(f"the sandbox could not prepare its scratch folder (exit {proc.returncode}): "

@@ -21,8 +21,11 @@ class NullBox:
         self.base = Path(tempfile.mkdtemp(prefix="cnnnb-"))
         self.scratch = str(self.base)
         if files_dir:
-            shutil.copytree(files_dir, self.base, dirs_exist_ok=True, symlinks=True)
+            self.add_files(files_dir)
         os.makedirs(self.base / "tmp", exist_ok=True)
+
+    def add_files(self, files_dir) -> None:
+        shutil.copytree(files_dir, self.base, dirs_exist_ok=True, symlinks=True)
 
     def env(self) -> dict:
         return {**os.environ, **base_env(self.scratch, os.environ.get("USER", "user"))}
