@@ -246,6 +246,29 @@ def test_stage_limits_and_nested_links(tmp_path):
     assert not (tmp_path / "st3").exists()
 
 
+def test_every_limit_has_one_default_and_the_config_reaches_it(tmp_path):
+    """GradingOptions holds every default once: the sandbox policy and the staging limits start from
+    it, and a course's nbgrader_config.py setting reaches discovery."""
+    from helpers.instructor.autograde import grading_options
+    from helpers.instructor.grading.discover import discover
+    from helpers.instructor.grading.stage import LIMITS, Limits
+    from helpers.instructor.nbapi import load_config
+    from helpers.instructor.options import GradingOptions
+    from helpers.instructor.sandbox import Policy
+
+    assert Policy() == Policy.from_options(GradingOptions()) and LIMITS == Limits.from_options(GradingOptions())
+    course = make_course(tmp_path / "c")
+    with open(course / "nbgrader_config.py", "a") as fh:
+        fh.write("\nc.GradingOptions.submission_files = 2\nc.GradingOptions.memory_mib = 777\n")
+    folder = _write(course, "many", nbformat.read(str(ROOT / "notebooks" / A / NB), as_version=4))
+    for name in ("a.txt", "b.txt"):
+        (folder / name).write_text(name)
+    opts = grading_options(load_config(course))
+    assert Policy.from_options(opts, 3).memory_bytes == 777 * 2 ** 20
+    tasks, known = discover(course, [A], limits=Limits.from_options(opts))
+    assert not tasks and known[0].status == "rejected" and "more than 2 files" in known[0].reason, known
+
+
 def test_strip_active_on_a_notebook():
     from nbformat.v4 import new_markdown_cell, new_notebook, new_output
 

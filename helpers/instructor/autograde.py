@@ -26,6 +26,7 @@ from .course import ASSIGNMENTS, get
 from .grading.discover import discover, shown
 from .grading.outcome import Outcome, Task
 from .grading.pool import Progress, run
+from .grading.stage import Limits
 from .grading.state import STATE_DIR
 from .grading.worker import WorkerSpec, policy_for
 from .nbapi import CourseError, gradebook, load_config, make_api
@@ -54,7 +55,7 @@ def autograde(root: Path | str, assignments: list[str] | None = None, *, student
         get(a)
     config = load_config(root, db_url, config_file)   # fails early on an unreadable config
     opts = grading_options(config, **{**(options or {}), **settings})
-    tasks, outcomes = discover(root, ids, student, force)
+    tasks, outcomes = discover(root, ids, student, force, Limits.from_options(opts))
     _neutralize_tampering(config, tasks, root)
     progress = Progress(len(tasks) + len(outcomes), stream)
     jobs = max(1, min(opts.jobs or os.cpu_count() or 1, len(tasks) or 1))

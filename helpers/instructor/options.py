@@ -3,9 +3,10 @@
 ``GradingOptions`` is a traitlets ``Configurable``: the course's ``nbgrader_config.py`` may set any
 of these (``c.GradingOptions.cell_timeout = 45``), and ``cnn-course autograde`` flags override
 them for one run. Nothing else in the tool holds a grading default of its own: the pipeline copies
-what nbgrader needs (the cell timeout, the output limits) into nbgrader's own settings from here.
-What a submission folder may hold (sizes, file counts) is checked before anything runs, by
-:data:`helpers.instructor.grading.stage.LIMITS`.
+what nbgrader needs (the cell timeout, the output limits) into nbgrader's own settings from here,
+the sandbox's :class:`~helpers.instructor.sandbox.Policy` and the staging step's
+:class:`~helpers.instructor.grading.stage.Limits` take theirs from here (``from_options``), and
+their defaults are these defaults.
 """
 from __future__ import annotations
 
@@ -35,6 +36,15 @@ class GradingOptions(Configurable):
     scratch_mib = Integer(64, help="Size of the writable scratch folder").tag(config=True)
     scratch_files = Integer(4096, help="Files and folders the scratch folder may hold").tag(config=True)
     file_mib = Integer(64, help="Largest file a submission may write").tag(config=True)
+    processes_per_user = Integer(256, help="Processes of the slot's user (RLIMIT_NPROC)").tag(config=True)
+    open_files = Integer(256, help="Open files of one process").tag(config=True)
+
+    # what a submission folder may hold (checked before anything runs)
+    submission_mib = Integer(64, help="All files of one submission together").tag(config=True)
+    submission_files = Integer(500, help="Files and folders of one submission").tag(config=True)
+    folder_depth = Integer(8, help="Folders inside folders of one submission").tag(config=True)
+    notebook_mib = Integer(16, help="The graded notebook itself (checked before it is read)").tag(config=True)
+    max_cells = Integer(2000, help="Cells of the graded notebook").tag(config=True)
 
     # what is kept
     max_cell_output_bytes = Integer(8 * MiB, help="Output kept per cell, every byte counted").tag(config=True)

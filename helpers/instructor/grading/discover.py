@@ -20,7 +20,7 @@ from ..course import get
 from ..nbapi import CourseError
 from . import state
 from .outcome import Outcome, Task
-from .stage import LIMITS, STAGED, Rejected, private_dir, stage
+from .stage import LIMITS, STAGED, Limits, Rejected, private_dir, stage
 
 SAFE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
 RULE = ("1 to 64 ASCII letters, digits, '_', '.' or '-', starting with a letter, digit or '_' "
@@ -51,8 +51,10 @@ def _entries(folder: Path) -> list[os.DirEntry]:
         return sorted(it, key=lambda e: e.name)
 
 
-def discover(root: Path, assignments: list[str], student: str | None = None, force: bool = False):
-    """Split the submissions under ``submitted/`` into tasks to grade and outcomes already known."""
+def discover(root: Path, assignments: list[str], student: str | None = None, force: bool = False,
+             limits: Limits = LIMITS):
+    """Split the submissions under ``submitted/`` into tasks to grade and outcomes already known;
+    each folder is checked against ``limits`` (:meth:`Limits.from_options` of the grading options)."""
     root = Path(root)
     submitted = root / "submitted"
     if not submitted.is_dir() or submitted.is_symlink():
@@ -86,7 +88,8 @@ def discover(root: Path, assignments: list[str], student: str | None = None, for
         a = get(a_id)
         for s in students:
             try:
-                outcome_or_task = _one(root, submitted / s / a_id, staging / s / a_id, a_id, a.notebook, s, force)
+                outcome_or_task = _one(root, submitted / s / a_id, staging / s / a_id, a_id, a.notebook, s, force,
+                                       limits)
             except Exception as exc:   # one odd submission is one outcome, never the whole run
                 outcome_or_task = Outcome(a_id, s, "rejected", f"submitted/{s}/{a_id} could not be read: "
                                                                f"{type(exc).__name__}: {str(exc)[:160]}")
@@ -97,7 +100,8 @@ def discover(root: Path, assignments: list[str], student: str | None = None, for
     return tasks, known
 
 
-def _one(root: Path, folder: Path, dest: Path, a_id: str, notebook: str, s: str, force: bool):
+def _one(root: Path, folder: Path, dest: Path, a_id: str, notebook: str, s: str, force: bool,
+         limits: Limits):
     try:
         st = os.lstat(folder)
     except FileNotFoundError:
@@ -106,23 +110,23 @@ def _one(root: Path, folder: Path, dest: Path, a_id: str, notebook: str, s: str,
     if not stat.S_ISDIR(st.st_mode):
         return Outcome(a_id, s, "rejected", f"{where} is not a folder (a link?): hand in a folder of regular files")
     try:
-        digest = stage(folder, dest, base=root / "submitted")
+        digest = stage(folder, dest, limits, base=root / "submitted")
     except Rejected as exc:
         return Outcome(a_id, s, "rejected", f"{where}: {exc}; a submission may hold only regular files and "
                                             f"folders, within its size limits")
     nb_path = dest / f"{notebook}.ipynb"
     if not nb_path.exists():
         return Outcome(a_id, s, "missing", f"no {notebook}.ipynb in {where}; scored 0")
-    if nb_path.stat().st_size > LIMITS.max_notebook_bytes:
-        return Outcome(a_id, s, "rejected", f"{nb_path.name} is larger than {LIMITS.max_notebook_bytes // 2 ** 20} "
+    if nb_path.stat().st_size > limits.max_notebook_bytes:
+        return Outcome(a_id, s, "rejected", f"{nb_path.name} is larger than {limits.max_notebook_bytes // 2 ** 20} "
                                             f"MiB: clear its outputs and hand it in again")
     try:
         nb = nbformat.read(str(nb_path), as_version=4)
     except Exception as exc:
         return Outcome(a_id, s, "corrupt", f"{nb_path.name} is not a readable notebook: "
                                            f"{type(exc).__name__}: {str(exc)[:120]}")
-    if len(nb.get("cells", [])) > LIMITS.max_cells:
-        return Outcome(a_id, s, "rejected", f"{nb_path.name} has more than {LIMITS.max_cells} cells")
+    if len(nb.get("cells", [])) > limits.max_cells:
+        return Outcome(a_id, s, "rejected", f"{nb_path.name} has more than {limits.max_cells} cells")
     task = Task(a_id, s, digest=digest)
     ts_file = dest / "timestamp.txt"
     if ts_file.exists():

@@ -26,14 +26,26 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..options import GradingOptions
+
+
+_DEFAULT = GradingOptions()
+MiB = 2 ** 20
+
 
 @dataclass
 class Limits:
-    max_bytes: int = 64 * 2 ** 20      # all files of one submission together
-    max_files: int = 500               # files and folders of one submission
-    max_depth: int = 8                 # folders inside folders
-    max_notebook_bytes: int = 16 * 2 ** 20   # the graded notebook itself (checked before it is read)
-    max_cells: int = 2000              # cells of the graded notebook
+    """What one submission folder may hold; the defaults are :class:`GradingOptions`' defaults."""
+    max_bytes: int = _DEFAULT.submission_mib * MiB            # all files of one submission together
+    max_files: int = _DEFAULT.submission_files                # files and folders of one submission
+    max_depth: int = _DEFAULT.folder_depth                    # folders inside folders
+    max_notebook_bytes: int = _DEFAULT.notebook_mib * MiB     # the graded notebook (checked before it is read)
+    max_cells: int = _DEFAULT.max_cells                       # cells of the graded notebook
+
+    @classmethod
+    def from_options(cls, options: GradingOptions) -> "Limits":
+        return cls(options.submission_mib * MiB, options.submission_files, options.folder_depth,
+                   options.notebook_mib * MiB, options.max_cells)
 
 
 # files a browser runs: formgrader serves a submission's files from the instructor's logged-in origin

@@ -33,11 +33,7 @@ class WorkerSpec:
 def policy_for(options: GradingOptions, slot: int):
     from ..sandbox import Policy
 
-    MiB = 2 ** 20
-    return Policy(enabled=options.sandbox, slot=slot, memory_bytes=options.memory_mib * MiB,
-                  address_space=options.memory_mib * MiB, max_processes=options.max_processes,
-                  scratch_bytes=options.scratch_mib * MiB, scratch_inodes=options.scratch_files,
-                  file_size=options.file_mib * MiB, cpu_seconds=options.budget + 30)
+    return Policy.from_options(options, slot)
 
 
 class Worker:

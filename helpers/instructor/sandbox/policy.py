@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
+from ..options import GradingOptions
+
 GiB = 2 ** 30
 MiB = 2 ** 20
 USER_PREFIX = "cnngrader"
+_DEFAULT = GradingOptions()    # every limit's default is the grading option's default
 
 
 class SandboxError(Exception):
@@ -25,21 +28,30 @@ class Policy:
     slot: int = 0                       # grading worker slot: selects the sandbox user cnngrader<slot>
     user: str | None = None             # default: f"cnngrader{slot}" (root only)
     # the whole box (cgroups, where the host offers them)
-    memory_bytes: int = 3 * GiB         # memory.limit_in_bytes / memory.max
-    max_processes: int = 128            # pids.max (threads count: a kernel uses about 15)
+    memory_bytes: int = _DEFAULT.memory_mib * MiB        # memory.limit_in_bytes / memory.max
+    max_processes: int = _DEFAULT.max_processes          # pids.max (threads count: a kernel uses about 15)
     # each process (rlimits, always)
-    address_space: int = 2 * GiB        # RLIMIT_AS: a memory bomb gets MemoryError
-    cpu_seconds: int = 600              # RLIMIT_CPU
-    processes: int = 256                # RLIMIT_NPROC (per user; the slot's user is this box's alone)
-    file_size: int = 64 * MiB           # RLIMIT_FSIZE
-    open_files: int = 256               # RLIMIT_NOFILE
+    address_space: int = _DEFAULT.memory_mib * MiB       # RLIMIT_AS: a memory bomb gets MemoryError
+    cpu_seconds: int = _DEFAULT.budget + 30              # RLIMIT_CPU
+    processes: int = _DEFAULT.processes_per_user         # RLIMIT_NPROC (per user; the slot's user is this box's alone)
+    file_size: int = _DEFAULT.file_mib * MiB             # RLIMIT_FSIZE
+    open_files: int = _DEFAULT.open_files                # RLIMIT_NOFILE
     # the scratch folder (home and working directory): a tmpfs
-    scratch_bytes: int = 64 * MiB
-    scratch_inodes: int = 4096
+    scratch_bytes: int = _DEFAULT.scratch_mib * MiB
+    scratch_inodes: int = _DEFAULT.scratch_files
     isolate_network: bool = True
     strict: bool = False                # a measure that cannot be applied is an error
     base_dir: str | None = None         # where the root-owned box folders go (default: the temp dir)
     expose: tuple = ()                  # extra read-only paths
+
+    @classmethod
+    def from_options(cls, options: GradingOptions, slot: int = 0) -> "Policy":
+        """The policy of worker slot ``slot`` under these grading options."""
+        return cls(enabled=options.sandbox, slot=slot, memory_bytes=options.memory_mib * MiB,
+                   address_space=options.memory_mib * MiB, max_processes=options.max_processes,
+                   cpu_seconds=options.budget + 30, processes=options.processes_per_user,
+                   file_size=options.file_mib * MiB, open_files=options.open_files,
+                   scratch_bytes=options.scratch_mib * MiB, scratch_inodes=options.scratch_files)
 
     def to_dict(self) -> dict:
         d = asdict(self)
