@@ -29,6 +29,11 @@ ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 HIDDEN = "[hidden]"
 
 
+def nbgrader_meta(cell) -> dict:
+    """A cell's nbgrader metadata ({} when it has none, or an empty or null one)."""
+    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+
+
 def is_answer_cell(cell) -> bool:
     """A cell the student writes: nbgrader's solution cell (autograded or manually graded answer)."""
     return bool(is_solution(cell))

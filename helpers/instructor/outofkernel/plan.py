@@ -12,6 +12,8 @@ import ast
 import re
 from dataclasses import dataclass, field
 
+from ..regions import nbgrader_meta
+
 CHECK_CALLS = {"check_function", "check_case", "check_not_mutated"}
 
 
@@ -82,10 +84,6 @@ def checks_in_cell(source: str, known) -> list[tuple[str, list[str] | None]]:
     return found
 
 
-def _meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
-
-
 @dataclass
 class Plan:
     """What to run out of the kernel, in notebook order, and what each test cell checks."""
@@ -109,7 +107,7 @@ class Plan:
         for index, cell in enumerate(nb.cells):
             if cell.get("cell_type") != "code" or not cell.get("source", "").strip():
                 continue
-            meta = _meta(cell)
+            meta = nbgrader_meta(cell)
             gid = meta.get("grade_id", f"cell-{index}")
             if meta.get("solution"):
                 plan.steps.append({"kind": "answer", "id": gid, "index": index, "source": cell.source})

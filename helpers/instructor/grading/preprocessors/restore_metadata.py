@@ -14,11 +14,8 @@ from nbformat.v4 import new_code_cell
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from ... import outofkernel
+from ...regions import nbgrader_meta
 from . import UsesContext
-
-
-def _meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
 
 
 class RestoreLostMetadata(UsesContext, NbGraderPreprocessor):
@@ -37,18 +34,18 @@ class RestoreLostMetadata(UsesContext, NbGraderPreprocessor):
             source_cells = list(source_nb.source_cells)
             solution_ids = {c.name for c in source_nb.solution_cells}
             grade_cells = {c.name: c for c in source_nb.grade_cells}
-            present = {_meta(c).get("grade_id") for c in nb.cells if _meta(c)}
+            present = {nbgrader_meta(c).get("grade_id") for c in nb.cells if nbgrader_meta(c)}
             missing = [sid for sid in (c.name for c in source_cells) if sid in solution_ids and sid not in present]
             if not missing:
                 return nb, resources
             # the student's code cells that carry no nbgrader metadata, with the functions they define
-            free = [c for c in nb.cells if c.cell_type == "code" and not _meta(c) and c.source.strip()]
+            free = [c for c in nb.cells if c.cell_type == "code" and not nbgrader_meta(c) and c.source.strip()]
             defs = [set(outofkernel.defined_names(c.source)) for c in free]
             used: set = set()
             builder = OverwriteCells(parent=self)
             cells = []
             matched = []
-            by_id = {_meta(c).get("grade_id"): c for c in nb.cells if _meta(c).get("grade_id")}
+            by_id = {nbgrader_meta(c).get("grade_id"): c for c in nb.cells if nbgrader_meta(c).get("grade_id")}
             for sc in source_cells:
                 if sc.name in by_id:
                     cells.append(by_id[sc.name])
@@ -82,7 +79,7 @@ class RestoreLostMetadata(UsesContext, NbGraderPreprocessor):
                     cells.append(cell)
             # the student's other code (helpers they wrote) goes before the first answer cell
             extra = [copy.deepcopy(free[i]) for i in range(len(free)) if i not in used]
-            first_answer = next((i for i, c in enumerate(cells) if _meta(c).get("solution")), len(cells))
+            first_answer = next((i for i, c in enumerate(cells) if nbgrader_meta(c).get("solution")), len(cells))
             cells[first_answer:first_answer] = extra
             nb.cells = cells
             self.ctx().result.note(f"nbgrader metadata was missing for answer cell(s) {', '.join(missing)}: notebook rebuilt from "
