@@ -520,6 +520,42 @@ def test_null_box_runs_directly(tmp_path):
         assert type(box.kernel_manager()).__name__ == "CappedKernelManager"
 
 
+def test_what_a_killed_worker_left_is_cleared_when_its_slot_is_taken_again(rootbox):
+    """A worker killed with SIGKILL (over its budget, or by an instructor) leaves its boxes: a
+    mounted scratch tmpfs, cgroups, root's folder, and, for a moment, its user's processes. The next
+    process that locks the slot clears them."""
+    import glob
+
+    code = textwrap.dedent("""
+        import subprocess, sys, time
+        from helpers.instructor import sandbox as sb
+        box = sb.Box(sb.Policy(slot=13), "killed")
+        box.spawn([sys.executable, "-c", "import time; time.sleep(60)"], stdin=subprocess.DEVNULL)
+        print(box.base, flush=True)
+        time.sleep(60)
+    """)
+    worker = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    base = worker.stdout.readline().strip()
+    assert base and os.path.isdir(base), base
+    worker.kill()
+    worker.wait(10)
+    assert os.path.ismount(os.path.join(base, "scratch")) and glob.glob(f"/sys/fs/cgroup/*/cnn-course/s13-{os.path.basename(base)}*")
+    slot, token = sb.acquire_slot(13)
+    try:
+        assert slot == 13
+        assert not os.path.exists(base), "the killed worker's box folder is still there"
+        assert not glob.glob(f"/sys/fs/cgroup/*/cnn-course/s13-{os.path.basename(base)}*")
+        assert wait_gone(pwd_uid("cnngrader13")) == []
+    finally:
+        sb.release_slot(token)
+
+
+def pwd_uid(name: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(name).pw_uid
+
+
 def test_slots_are_exclusive(rootbox):
     code = ("import time, sys; from helpers.instructor.sandbox import acquire_slot; "
             "s, t = acquire_slot(7); print(s, flush=True); time.sleep(20)")

@@ -58,8 +58,9 @@ _HELD: dict[int, list] = {}   # slot -> [fd, count]: the slot locks this process
 def acquire_slot(preferred: int = 0, max_slots: int = 64) -> tuple[int, int | None]:
     """Lock a sandbox slot for this process: ``(slot, token)``; release with :func:`release_slot`.
 
-    A process that already holds ``preferred`` gets it again (counted). Without root there are no
-    per-slot users: ``(preferred, None)``."""
+    A process that already holds ``preferred`` gets it again (counted). A slot newly locked is first
+    cleared of what a killed worker's boxes left (:func:`remove_stale_boxes`). Without root there
+    are no per-slot users: ``(preferred, None)``."""
     if not is_root():
         return preferred, None
     if preferred in _HELD:
@@ -76,6 +77,7 @@ def acquire_slot(preferred: int = 0, max_slots: int = 64) -> tuple[int, int | No
             os.close(fd)
             continue
         _HELD[i] = [fd, 1]
+        remove_stale_boxes(i)   # nobody else can hold this slot now: what is left of it is stale
         return i, i
     raise SandboxError(f"all {max_slots} sandbox slots are in use by other grading runs")
 
