@@ -26,11 +26,11 @@ frameworks:  ## PyTorch, Keras 3 and TensorFlow for the "In the frameworks" cell
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e '.[frameworks]'
 
-system-deps:  ## Debian's bubblewrap, for the grading sandbox (installed with apt when missing and root)
-	@if [ ! -x /usr/bin/bwrap ]; then \
+system-deps:  ## Debian's bubblewrap and libseccomp's Python binding, for the grading sandbox (apt, when missing and root)
+	@if [ ! -x /usr/bin/bwrap ] || ! /usr/bin/python3 -c "import seccomp" 2>/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
-	  else echo "the grading sandbox needs /usr/bin/bwrap: sudo apt-get install bubblewrap"; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap python3-seccomp >/dev/null; \
+	  else echo "the grading sandbox needs bubblewrap and python3-seccomp: sudo apt-get install bubblewrap python3-seccomp"; fi; \
 	fi
 
 browser:  ## Debian's chromium for the browser tests (installed with apt when missing and root)

@@ -163,6 +163,56 @@ def test_inside_the_box(rootbox, tmp_path, monkeypatch):
     assert out["cannot_signal_pid1"]
 
 
+def test_seccomp_denies_keyrings_namespaces_and_tracing(rootbox):
+    """The seccomp filter: no kernel keyring (a channel between the students a slot grades in a
+    row), no new namespace (a user namespace would make the student root in it), no ptrace; what
+    ordinary code needs (threads, fork, NumPy) still works, in a kernel too."""
+    from helpers.instructor.sandbox import seccomp
+
+    if platform_machine() != "x86_64":
+        pytest.skip("the system call numbers below are x86_64's")
+    path, why = seccomp.filter_path()
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"no seccomp filter under CI: {why}")
+        pytest.skip(why)
+    code = """
+        import ctypes, errno, os, subprocess, threading
+        libc = ctypes.CDLL(None, use_errno=True)
+        def call(nr, *args):
+            r = libc.syscall(nr, *args)
+            return "ok" if r >= 0 else errno.errorcode[ctypes.get_errno()]
+        out["add_key"] = call(248, b"user", b"cnn", b"x", 1, -4)        # x86_64 numbers
+        out["keyctl"] = call(250, 0, -4, 0, 0, 0)
+        out["unshare_user"] = call(272, 0x10000000)
+        out["unshare_net"] = call(272, 0x40000000)
+        out["ptrace"] = call(101, 0, 0, 0, 0)                         # PTRACE_TRACEME
+        out["unshare_cmd"] = subprocess.run(["/usr/bin/unshare", "-Ur", "true"]).returncode
+        seen = []
+        t = threading.Thread(target=seen.append, args=(1,)); t.start(); t.join()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(7)
+        out["thread"], out["fork"] = seen, os.waitpid(pid, 0)[1] >> 8
+        import numpy
+        out["numpy"] = float(numpy.arange(4.0) @ numpy.arange(4.0))
+    """
+    with sb.Box(sb.Policy(slot=12), "seccomp") as box:
+        out = run_in_box(box, code)
+        assert {k: out[k] for k in ("add_key", "keyctl", "unshare_user", "unshare_net", "ptrace")} == dict.fromkeys(
+            ("add_key", "keyctl", "unshare_user", "unshare_net", "ptrace"), "EPERM"), out
+        assert out["unshare_cmd"] != 0 and out["thread"] == [1] and out["fork"] == 7 and out["numpy"] == 14.0, out
+    with sb.Box(sb.Policy(slot=12, seccomp=False), "no-seccomp") as box:
+        without = run_in_box(box, "out['unshare'] = __import__('subprocess').run(['/usr/bin/unshare', '-Ur', 'true']).returncode")
+    assert without["unshare"] == 0, "the test cannot tell: without the filter a user namespace is refused too"
+
+
+def platform_machine() -> str:
+    import platform
+
+    return platform.machine()
+
+
 def test_scratch_is_limited_in_bytes_and_inodes(rootbox):
     policy = sb.Policy(scratch_bytes=8 * sb.MiB, scratch_inodes=300)
     with sb.Box(policy, "limits") as box:

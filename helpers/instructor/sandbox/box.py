@@ -20,7 +20,7 @@ import tempfile
 import weakref
 from pathlib import Path
 
-from . import bwrap, cgroups, scratch, users
+from . import bwrap, cgroups, scratch, seccomp, users
 from .env import base_env
 from .files import add_files, prepare_scratch
 from .policy import Policy, SandboxError
@@ -77,14 +77,16 @@ class Box:
     def env(self) -> dict:
         return base_env(self.scratch, self.policy.user_name if self.root_mode else os.environ.get("USER", "user"))
 
-    def argv(self, cmd, data_files=(), ro_binds=(), kernel: bool = False) -> list[str]:
+    def argv(self, cmd, data_files=(), ro_binds=(), kernel: bool = False, seccomp_fd: int | None = None) -> list[str]:
         """The command line that runs ``cmd`` in a new sandbox of this box (in its check cgroups, or
-        in its kernel cgroups when ``kernel``)."""
+        in its kernel cgroups when ``kernel``), under the seccomp filter read from ``seccomp_fd``
+        (see :meth:`seccomp_fd`; the caller passes it to the process and closes it)."""
         if self.closed:
             raise SandboxError("the box is closed")
         argv = bwrap.command(list(cmd), uid=self.uid, gid=self.gid, scratch_host=str(self.scratch_host),
                              exposed=self.exposed, rlimits=self.policy.rlimits(),
-                             isolate_network=self.policy.isolate_network, data_files=data_files, ro_binds=ro_binds)
+                             isolate_network=self.policy.isolate_network, data_files=data_files, ro_binds=ro_binds,
+                             seccomp_fd=seccomp_fd)
         cg = self.kernel_cg if kernel else self.cg
         return cg.wrap(argv) if cg else argv
 
@@ -92,10 +94,25 @@ class Box:
               stderr=None, ro_binds=(), data_files=()) -> subprocess.Popen:
         """Start ``cmd`` in a new sandbox (own PID namespace), cwd the scratch folder, env :meth:`env` (+ ``env``)."""
         full_env = {**self.env(), **(env or {})}
-        proc = subprocess.Popen(self.argv(cmd, data_files, ro_binds), pass_fds=tuple(pass_fds), env=full_env,
-                                stdin=stdin, stdout=stdout, stderr=stderr, cwd="/", start_new_session=True)
+        filt = self.seccomp_fd()
+        try:
+            proc = subprocess.Popen(self.argv(cmd, data_files, ro_binds, seccomp_fd=filt),
+                                    pass_fds=tuple(pass_fds) + ((filt,) if filt is not None else ()), env=full_env,
+                                    stdin=stdin, stdout=stdout, stderr=stderr, cwd="/", start_new_session=True)
+        finally:
+            if filt is not None:
+                os.close(filt)
         self._procs.append(proc)
         return proc
+
+    def seccomp_fd(self) -> int | None:
+        """A new descriptor of the seccomp filter (None when the policy or the host has none)."""
+        if not self.policy.seccomp:
+            return None
+        fd = seccomp.open_filter()
+        if fd is None and self.policy.strict:
+            raise SandboxError(f"strict policy: {seccomp.filter_path()[1]}")
+        return fd
 
     def open_log(self, name: str) -> int:
         """A new log file in the root-owned run folder (an fd to hand to a sandboxed process)."""

@@ -98,9 +98,11 @@ def _parents(path: str, made: set) -> list[str]:
 
 
 def command(cmd: list[str], *, uid: int | None, gid: int | None, scratch_host: str, exposed: list[str],
-            rlimits: dict, isolate_network: bool = True, data_files=(), ro_binds=(), workdir: str = SCRATCH) -> list[str]:
+            rlimits: dict, isolate_network: bool = True, data_files=(), ro_binds=(), workdir: str = SCRATCH,
+            seccomp_fd: int | None = None) -> list[str]:
     """The argv that runs ``cmd`` in a new sandbox. ``data_files``: (fd, inside path) copied read-only
-    (``--ro-bind-data``); ``ro_binds``: (host path, inside path) of root-owned folders."""
+    (``--ro-bind-data``); ``ro_binds``: (host path, inside path) of root-owned folders; ``seccomp_fd``:
+    a compiled seccomp filter (:mod:`.seccomp`) that bwrap loads just before it runs the command."""
     args = base_args(bwrap_path(), isolate_network)
     args += ["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc", *system_links()]
     made: set = set()
@@ -111,6 +113,8 @@ def command(cmd: list[str], *, uid: int | None, gid: int | None, scratch_host: s
         args += _parents(dest, made) + ["--ro-bind", src, dest]
     for fd, dest in data_files:
         args += _parents(dest, made) + ["--perms", "0444", "--ro-bind-data", str(fd), dest]
+    if seccomp_fd is not None:
+        args += ["--seccomp", str(seccomp_fd)]
     args += ["--chdir", workdir, "--"]
     limits = [f"--{k}={v}" for k, v in rlimits.items()]
     args += [PRLIMIT, *limits, "--"]

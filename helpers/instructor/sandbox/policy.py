@@ -40,6 +40,7 @@ class Policy:
     scratch_bytes: int = _DEFAULT.scratch_mib * MiB
     scratch_inodes: int = _DEFAULT.scratch_files
     isolate_network: bool = True
+    seccomp: bool = True                # the seccomp filter of .seccomp (where python3-seccomp is installed)
     strict: bool = False                # a measure that cannot be applied is an error
     base_dir: str | None = None         # where the root-owned box folders go (default: the temp dir)
     expose: tuple = ()                  # extra read-only paths

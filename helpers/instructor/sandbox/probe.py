@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+from . import seccomp
 from .policy import Policy, SandboxError, SandboxReport
 
 _PROBE = r"""
@@ -66,5 +67,9 @@ def probe(policy: Policy | None = None) -> SandboxReport:
             applied.append(box.cg.describe(policy.memory_bytes, policy.max_processes))
         else:
             missing.append((box.cg.why if box.cg else "cgroups (not root)") + ": per-process rlimits only")
+        if policy.seccomp and seccomp.filter_path()[0]:
+            applied.append(f"seccomp (denies {len(seccomp.DENIED) + 2} calls: keyrings, namespaces, ptrace, ...)")
+        else:
+            missing.append("seccomp filter: " + (seccomp.filter_path()[1] if policy.seccomp else "off in the policy"))
         applied.append("rlimits " + ",".join(f"{k.upper()}" for k in policy.rlimits()))
         return SandboxReport(applied, missing, info)

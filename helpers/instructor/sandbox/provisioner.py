@@ -79,10 +79,12 @@ class SandboxProvisioner(LocalProvisioner):
         km = self.parent
         box = self._box()
         conn_fd = os.open(km.connection_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        filt = box.seccomp_fd()
         try:
             inner = [INNER_CONNECTION if a == km.connection_file else a for a in cmd]
-            argv = box.argv(inner, data_files=[(conn_fd, INNER_CONNECTION)], kernel=True)
-            kwargs["pass_fds"] = tuple(s.fileno() for s in self._listeners.values()) + (conn_fd,)
+            argv = box.argv(inner, data_files=[(conn_fd, INNER_CONNECTION)], kernel=True, seccomp_fd=filt)
+            kwargs["pass_fds"] = (tuple(s.fileno() for s in self._listeners.values()) + (conn_fd,)
+                                  + ((filt,) if filt is not None else ()))
             log = box.open_log(os.path.basename(km.ip) + ".log")
             kwargs["stdout"] = kwargs["stderr"] = log
             try:
@@ -92,6 +94,8 @@ class SandboxProvisioner(LocalProvisioner):
             box.add_kernel(self.process)
         finally:
             os.close(conn_fd)
+            if filt is not None:
+                os.close(filt)
             self._close_listeners()
         return info
 
