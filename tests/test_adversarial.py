@@ -78,7 +78,7 @@ CASES: dict[str, Case] = {
     "fork_bomb": Case("07_relu", 10, note="processes left behind",
                       why="after a correct relu_backward, fork until the process limit, children sleep"),
     "huge_output": Case("07_relu", 10, note="output truncated",
-                        why="a cell prints 200,000 lines and then one 50 MB line"),
+                        why="a cell prints 100 lines of 120 kB, 200,000 lines and then one 50 MB line"),
     "exit_midway": Case("07_relu", 10, note="kernel died",
                         why="os._exit(1) in a cell of its own between relu's and relu_backward's tests"),
     "exit_in_function": Case("07_relu", 5, note="kernel died", why="relu_backward calls os._exit"),
@@ -270,7 +270,10 @@ def build_class(course: Path, port: int) -> None:
                               "    if pid == 0:\n        time.sleep(600)\n        os._exit(0)\n    kids += 1\n"
                               "print('forked', kids)")])
     nb = nb07()
-    _insert_after(nb, "test_relu_hidden", "for i in range(200_000):\n    print('spam', i, 'x' * 100)\n"
+    # 12 MB in a hundred big lines first: past the 8 MiB cell cap within a second even on a loaded
+    # machine (the 5 s cell timeout may end the slow part, 200,000 small prints, before the cap is reached)
+    _insert_after(nb, "test_relu_hidden", "for i in range(100):\n    print('z' * 120_000, flush=True)\n"
+                                          "for i in range(200_000):\n    print('spam', i, 'x' * 100)\n"
                                           "print('y' * 50_000_000)")
     nbs["huge_output"] = nb
     nb = nb07()
