@@ -170,6 +170,33 @@ def _diagnose_conv_single_step(fn, args, got, case) -> str | None:
     return None
 
 
+def _diagnose_conv_param_count(fn, args, got, case) -> str | None:
+    f, n_C_prev, n_C = (int(a) for a in args)
+    count = got.get("count")
+    if isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, float, np.integer, np.floating)):
+        return None
+    right, weights = int(case.outputs["count"]), f * f * n_C_prev * n_C
+    if count == weights:
+        return (f"{count} is the number of weights alone, f*f*n_C_prev*n_C = {f}*{f}*{n_C_prev}*{n_C}: the biases "
+                f"are missing. Every filter has one bias too, so add n_C = {n_C}.")
+    if count == weights + 1:
+        return (f"{count} counts one bias for the whole layer. Every filter has a bias of its own: add n_C = {n_C} "
+                f"to the {weights} weights, not 1.")
+    if count == (f * f + 1) * n_C:
+        return (f"{count} = (f*f + 1)*n_C counts filters of one channel. A filter reaches through all the "
+                f"n_C_prev = {n_C_prev} channels of its input: f*f*n_C_prev = {f * f * n_C_prev} weights each.")
+    if f > 1 and count == (f * n_C_prev + 1) * n_C:
+        return (f"{count} = (f*n_C_prev + 1)*n_C: a filter is f x f, so it has f*f*n_C_prev = {f * f * n_C_prev} "
+                f"weights, not f*n_C_prev = {f * n_C_prev}.")
+    k = count / right if right else 0
+    if k == int(k) and k >= 2 and int(k) not in {f, f * f, n_C_prev, n_C}:
+        return (f"{count} is exactly {int(k)} times the right count, {right}: as if each of {int(k)} positions of the "
+                f"output had filters of its own. A convolution layer shares its n_C filters over all positions "
+                f"(parameter sharing), so its count depends only on f, n_C_prev and n_C, never on the size of the "
+                f"image: (f*f*n_C_prev + 1)*n_C.")
+    return None
+
+
 def _diagnose_conv_backward(fn, args, got, case) -> str | None:
     dZ, (A_prev, W, b, hp) = args
     dA_prev = got.get("dA_prev")
@@ -378,6 +405,10 @@ SPECS: dict[str, Spec] = {
         {"Z": "Check the slice corners (vert_start = h * stride, horiz_start = w * stride), that you slice the "
               "padded input a_prev_pad, and that you add b[..., c]."},
         diagnose=_diagnose_conv_forward),
+    "conv_param_count": Spec(
+        ("f", "n_C_prev", "n_C"), ("count",), "notebook 03, 'How many parameters? Sharing the weights'", None,
+        {"count": "Each of the n_C filters has f*f*n_C_prev weights and one bias."},
+        dtypes={"count": "int"}, scalar=frozenset({"count"}), diagnose=_diagnose_conv_param_count),
     "conv_backward": Spec(
         ("dZ", "cache"), ("dA_prev", "dW", "db"), "notebook 04, 'The three gradients'", _backward_note,
         {"dA_prev": "Add W[..., c] * dZ[i, h, w, c] into the padded gradient at the strided window, then cut the "
@@ -504,7 +535,23 @@ def _unpack(func: str, spec: Spec, result, case: Case) -> dict:
     return dict(zip(spec.returns, result))
 
 
+def _check_count(name: str, got, expected, spec: Spec) -> str | None:
+    """A whole number: a Python int (or a NumPy integer), equal to ``expected``."""
+    if isinstance(got, (bool, np.bool_)) or not isinstance(got, (int, np.integer)):
+        if isinstance(got, (float, np.floating)) and float(got).is_integer():
+            return (f"{name} should be a whole number, a Python int; got the float {_show(got)}. Compute it with "
+                    "ints only (no /, which always gives a float; no np.prod of floats), or wrap it in int(...).")
+        what = f"an array of shape {got.shape}" if isinstance(got, np.ndarray) else f"{type(got).__name__} {_show(got)}"
+        return f"{name} should be a whole number, a Python int; got {what}."
+    if int(got) != int(expected):
+        return (f"{name} has the wrong value.\n  expected: {int(expected)}\n  got:      {int(got)}\n"
+                f"  Hint: {spec.hints.get(name, '')}")
+    return None
+
+
 def _check_scalar(func: str, name: str, got, expected, case: Case, spec: Spec) -> str | None:
+    if spec.dtypes.get(name) == "int":
+        return _check_count(name, got, expected, spec)
     if isinstance(got, np.ndarray) and got.ndim > 0:
         return (f"{name} should be a scalar (one number); got an array of shape {got.shape}. "
                 "b has shape (1, 1, 1): add b.item() (a Python float), and sum the whole window with np.sum.")

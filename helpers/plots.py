@@ -318,6 +318,80 @@ def show_pooling(x, A_max, A_avg, f: int, stride: int):
     return _finish(fig)
 
 
+def receptive_fields(layers) -> list[tuple[int, int]]:
+    """``[(r, jump), ...]`` for the input and after each layer of ``layers`` ((label, f, stride) tuples):
+    ``r_L = r_{L-1} + (f_L - 1) * jump_{L-1}`` with ``jump_{L-1}`` the product of the strides before layer L."""
+    out, r, jump = [(1, 1)], 1, 1
+    for _label, f, s in layers:
+        r, jump = r + (f - 1) * jump, jump * s
+        out.append((r, jump))
+    return out
+
+
+@demonstration
+def show_receptive_field(layers, n: int, unit: int | None = None):
+    """Which input pixels one unit of the last layer sees, through a stack of convolution and pooling layers.
+
+    ``layers`` is a list of ``(label, f, stride)``, first layer first, with no padding; ``n`` is the input's
+    size along one axis (the other axis works the same way). Each row is one layer's output along that
+    axis, drawn under the middle of the input pixels it sees; the cells that the chosen ``unit`` of the
+    last layer depends on are coloured, and the right-hand labels give r and the spacing of the units in
+    input pixels (the product of the strides so far).
+    Introduced in notebook 05, section "The receptive field".
+    """
+    if not isinstance(layers, (list, tuple)) or not layers:
+        raise ValueError("show_receptive_field: layers must be a non-empty list of (label, f, stride) tuples")
+    checked = []
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, (list, tuple)) or len(layer) != 3:
+            raise ValueError(f"show_receptive_field: layer {i} must be a (label, f, stride) tuple; got {layer!r}")
+        label, f, s = layer
+        checked.append((str(label), require_positive_int("show_receptive_field", f"f of layer {i}", f),
+                        require_positive_int("show_receptive_field", f"stride of layer {i}", s)))
+    n = require_positive_int("show_receptive_field", "n", n)
+    sizes = [n]
+    for label, f, s in checked:
+        if sizes[-1] < f:
+            raise ValueError(f"show_receptive_field: layer {label!r} (f = {f}) does not fit its input of size "
+                             f"{sizes[-1]}; start from a larger n")
+        sizes.append((sizes[-1] - f) // s + 1)
+    unit = sizes[-1] // 2 if unit is None else int(unit)
+    if not 0 <= unit < sizes[-1]:
+        raise ValueError(f"show_receptive_field: unit must index the last layer's {sizes[-1]} outputs; got {unit}")
+    fields = receptive_fields(checked)
+    spans = [(unit, unit)]                                   # top-down: the cells the unit depends on
+    for (_label, f, s) in reversed(checked):
+        lo, hi = spans[-1]
+        spans.append((lo * s, hi * s + f - 1))
+    spans = spans[::-1]                                      # spans[L]: the cells of level L
+    levels = ["input"] + [f"{label}  (f = {f}, s = {s})" for label, f, s in checked]
+    margin = 0.16 * max(len(t) for t in levels)
+    fig, ax = plt.subplots(figsize=(0.36 * (n + margin + 9), 0.36 * len(levels) + 1.0))
+    cone_left, cone_right = [], []
+    for L, size in enumerate(sizes):
+        r, jump = fields[L]                  # unit k of this level sees input pixels k * jump ... k * jump + r - 1
+        lo, hi = spans[L]
+        for k in range(size):
+            x, inside = k * jump + (r - 1) / 2, lo <= k <= hi
+            ax.add_patch(Rectangle((x - 0.4, L - 0.3), 0.8, 0.6, fc=WINDOW_COLOR if inside else "#dee2e6", ec="white"))
+        ax.text(-1.0, L, levels[L], ha="right", va="center", fontsize=9)
+        ax.text(n + 0.5, L, f"r = {r}" + (f",  units {jump} pixel{'s' if jump > 1 else ''} apart" if L else ""), ha="left", va="center",
+                fontsize=9, color=WINDOW_COLOR if L == len(sizes) - 1 else "black")
+        cone_left.append((lo * jump + (r - 1) / 2 - 0.5, L))
+        cone_right.append((hi * jump + (r - 1) / 2 + 0.5, L))
+    from matplotlib.patches import Polygon
+
+    ax.add_patch(Polygon(cone_left + cone_right[::-1], closed=True, fc=WINDOW_COLOR, alpha=0.08, ec=WINDOW_COLOR,
+                         lw=0.8))
+    ax.set_xlim(-1.5 - margin, n + 7.5)
+    ax.set_ylim(-0.6, len(sizes) - 0.4)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(f"one unit of the last layer sees {fields[-1][0]} input pixels along each axis "
+                 f"(input size {n}, coloured: what it depends on)", fontsize=10)
+    return _finish(fig)
+
+
 @demonstration
 def show_mask(x, mask):
     """A window and the boolean mask that marks its maximum."""

@@ -224,6 +224,10 @@ def test_activation_gradient_check(reference):
     (lambda: plots.show_activation(np.zeros(3), np.zeros(4), np.zeros(3)), r"same shape"),
     (lambda: plots.show_matrix(np.array([["a", "b"]])), r"must hold numbers"),
     (lambda: plots.show_sliding_window(np.zeros((1, 5, 5, 1)), 3, 0, 0, 0, 0), r"stride must be a positive integer"),
+    (lambda: plots.show_receptive_field([("conv", 3, 1), ("pool", 2, 0)], 8), r"stride of layer 1 must be a positive"),
+    (lambda: plots.show_receptive_field([("conv", 5, 1), ("conv", 5, 1)], 8), r"'conv' \(f = 5\) does not fit its "
+                                                                              r"input of size 4"),
+    (lambda: plots.show_receptive_field([3, 1], 8), r"layer 0 must be a \(label, f, stride\) tuple"),
     (lambda: gradcheck.numerical_gradient(lambda x: 0.0, np.zeros(3, dtype=np.float32)), r"must be float64"),
     (lambda: gradcheck.relative_error(np.zeros(3), np.zeros(4)), r"same shape"),
     (lambda: gradcheck.check_pool_gradients(None, None, mode="min"), r"mode must be 'max' or 'average'"),
@@ -236,6 +240,22 @@ def test_activation_gradient_check(reference):
 def test_bad_input_raises_value_error(call, expected):
     with pytest.raises(ValueError, match=expected):
         call()
+
+
+def test_receptive_field_formula_and_figure():
+    """r_L = r_{L-1} + (f_L - 1) * (product of the strides before L), and the figure colours exactly r input cells."""
+    from matplotlib.patches import Rectangle
+
+    layers = [("conv", 3, 1), ("conv", 3, 1), ("pool", 2, 2), ("conv", 3, 1), ("pool", 2, 2)]
+    assert plots.receptive_fields(layers) == [(1, 1), (3, 1), (5, 1), (6, 2), (10, 2), (12, 4)]
+    assert plots.receptive_fields([("pool", 2, 2)] * 3)[-1] == (8, 8)     # three 2 x 2 poolings tile 8 pixels
+    fig = plots.show_receptive_field(layers, n=24)
+    cells = [p for p in fig.axes[0].patches if isinstance(p, Rectangle)]
+    bottom = [p for p in cells if p.get_y() < 0]
+    assert len(bottom) == 24 and len({tuple(p.get_facecolor()) for p in bottom}) == 2
+    red = [p for p in bottom if tuple(p.get_facecolor()) != tuple(bottom[0].get_facecolor())]   # cell 0 is outside
+    assert len(red) == 12, f"the middle unit of the last layer depends on 12 input pixels, {len(red)} coloured"
+    assert plots.show_receptive_field(layers, n=24, unit=0) is not None
 
 
 def test_figures_draw_from_arrays():

@@ -245,6 +245,46 @@ def test_conv_forward_bias_diagnosis_still_first():
     assert "the bias was not added" in msg and "stride" not in msg.split("Diagnosis:")[1]
 
 
+# ----------------------------------------------------------------- conv_param_count
+COUNT = "count = f * f * n_C_prev * n_C + n_C"
+
+
+@pytest.mark.parametrize("wrong,expect", [
+    ("count = f * f * n_C_prev * n_C", "288 is the number of weights alone, f*f*n_C_prev*n_C = 3*3*4*8: the biases "
+                                       "are missing"),
+    ("count = f * f * n_C_prev * n_C + 1", "289 counts one bias for the whole layer"),
+    ("count = (f * f + 1) * n_C", "80 = (f*f + 1)*n_C counts filters of one channel"),
+    ("count = (f * n_C_prev + 1) * n_C", "104 = (f*n_C_prev + 1)*n_C: a filter is f x f, so it has f*f*n_C_prev = 36 "
+                                          "weights, not f*n_C_prev = 12"),
+    # no sharing: a set of filters at each of the 62 x 62 positions of the lesson's table
+    ("count = 62 * 62 * (f * f * n_C_prev * n_C + n_C)", "1137824 is exactly 3844 times the right count, 296: as if "
+                                                         "each of 3844 positions of the output had filters of its own"),
+], ids=["no_biases", "one_bias", "no_input_channels", "f_not_squared", "no_sharing"])
+def test_conv_param_count_mistakes_are_named(wrong, expect):
+    msg = visible_failure(variant("conv_param_count", (COUNT, wrong)), "conv_param_count")
+    assert "expected: 296" in msg and f"Diagnosis: {expect}" in msg, msg
+    if "62 * 62" in wrong:
+        assert "parameter sharing" in msg and "never on the size of the image" in msg
+
+
+def test_conv_param_count_wants_a_whole_number():
+    msg = visible_failure(variant("conv_param_count", (COUNT, "count = float(f * f * n_C_prev * n_C + n_C)")),
+                          "conv_param_count")
+    assert "should be a whole number, a Python int; got the float 296.0" in msg and "Diagnosis" not in msg
+    msg = visible_failure(variant("conv_param_count", (COUNT, "count = (f * f * n_C_prev * n_C + n_C) > 0")),
+                          "conv_param_count")
+    assert "got bool True" in msg
+    passes(variant("conv_param_count", (COUNT, "count = np.int64(f * f * n_C_prev * n_C + n_C)")),
+           "conv_param_count", "canonical")
+
+
+def test_conv_param_count_a_multiple_of_a_size_argument_is_not_called_sharing():
+    """Multiplying by n_C once more is a multiple of the count too, but not a count per position."""
+    msg = case_failure(variant("conv_param_count", (COUNT, "count = (f * f * n_C_prev * n_C + n_C) * n_C")),
+                       "conv_param_count", "canonical")
+    assert "expected: 296" in msg and "Diagnosis" not in msg
+
+
 # ----------------------------------------------------------------- Sobel
 @pytest.mark.parametrize("func,changes,expect", [
     ("sobel_edges", (("gx = filter2d(gray, Kx)", "gx = filter2d(gray, Kx[:, ::-1])"),),

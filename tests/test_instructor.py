@@ -30,7 +30,8 @@ CLI = str(Path(sys.executable).parent / "cnn-course")
 FULL = {  # points of every test cell, in the notebooks' order
     "01_zero_padding": {"test_zero_pad_canonical": 2, "test_zero_pad_hidden": 3},
     "02_conv_single_step": {"test_conv_single_step_canonical": 2, "test_conv_single_step_hidden": 3},
-    "03_conv_forward": {"test_conv_forward_canonical": 2, "test_conv_forward_hidden": 3},
+    "03_conv_forward": {"test_conv_forward_canonical": 2, "test_conv_forward_hidden": 3,
+                        "test_conv_param_count_canonical": 2, "test_conv_param_count_hidden": 3},
     "04_conv_backward": {"test_conv_backward_canonical": 2, "test_conv_backward_hidden": 3},
     "05_pool_forward": {"test_pool_forward_canonical": 2, "test_pool_forward_hidden": 3},
     "06_pool_backward": {"test_create_mask_canonical": 2, "test_create_mask_hidden": 3,
@@ -54,9 +55,12 @@ def expected_scores() -> dict:
     exp = {s: {a: zero(a) for a in FULL} for s in ("alice", "ben", "cara", "dev", "eve", "finn", "gus", "hana", "ivan")}
     exp["alice"] = {a: dict(FULL[a]) for a in FULL}
     # ben: no stride in conv_forward and pool_forward: both canonical cases use stride 2, both hidden cells stride 3
-    # cara: no bias in conv_single_step and conv_forward: every case has a non-zero bias
+    # cara: no bias in conv_single_step, conv_forward and conv_param_count: every case has a non-zero bias, and
+    # every count has n_C >= 1 biases
     # dev: the unpadded slice; canonical pads by 1, and the hidden cell reaches the padded stride-3 case
-    # (ben, cara and dev keep their zeros)
+    # (ben, cara and dev keep their zeros on conv_forward; ben and dev count the parameters right: 2 + 3)
+    for s in ("ben", "dev"):
+        exp[s]["03_conv_forward"].update(test_conv_param_count_canonical=2, test_conv_param_count_hidden=3)
     # eve: distribute_value without the division: its own cells, and every pool_backward cell with an average case
     exp["eve"]["06_pool_backward"].update(test_create_mask_canonical=2, test_create_mask_hidden=3,
                                           test_pool_backward_f1_hidden=3)

@@ -1,5 +1,8 @@
-"""Every source notebook runs top to bottom with every check passing; every release raises only NotImplementedError."""
+"""Every source notebook runs top to bottom with every check passing; every release raises only NotImplementedError;
+long exercises reach the student as a skeleton whose blanks hold no solution line."""
 from __future__ import annotations
+
+import ast
 
 import nbformat
 import pytest
@@ -74,3 +77,34 @@ def test_release_runs_with_only_not_implemented_errors(a, released_course):
     assert errors, f"{a.id}: the student edition ran without a single NotImplementedError"
     others = [e for e in errors if e[1] != "NotImplementedError"]
     assert not others, f"{a.id}: the student edition raised more than NotImplementedError: {others}"
+
+
+@pytest.mark.parametrize("a", ASSIGNMENTS, ids=IDS)
+def test_long_exercises_reach_the_student_as_a_skeleton_with_no_solution_line(a, released_course):
+    """An answer longer than five lines is split into several solution regions; in the release each region is
+    exactly one stub, every skeleton line (loops, None placeholders, hints) is kept, no region line shows, and
+    the cell is still valid Python."""
+    r = Regions()
+    src = nbformat.read(str(a.source), as_version=4)
+    rel = nbformat.read(str(released_course / "release" / a.id / f"{a.notebook}.ipynb"), as_version=4)
+    released = {nbg(c).get("grade_id"): c.source for c in rel.cells if nbg(c).get("solution")}
+    for cell in src.cells:
+        if not nbg(cell).get("solution"):
+            continue
+        gid = nbg(cell)["grade_id"]
+        kept, regions = r._split(cell.source, r.begin_solution, r.end_solution)
+        written = [ln for region in regions for ln in region if ln.strip()]
+        if len(written) > 5:
+            assert len(regions) >= 2, f"{a.id}/{gid}: an answer of {len(written)} lines shows the student no skeleton"
+        out = released[gid]
+        ast.parse(out)
+        assert out.count("raise NotImplementedError()") == len(regions), f"{a.id}/{gid}: one stub per blank"
+        assert "\n".join(ln for ln in out.split("\n") if ln.strip() not in ("# YOUR CODE HERE",
+                                                                           "raise NotImplementedError()")) \
+            == "\n".join(kept), f"{a.id}/{gid}: the release must keep every skeleton line, in order"
+        shown = {ln.strip() for ln in out.split("\n")}
+        leaked = [ln.strip() for ln in written if ln.strip() in shown and ln.strip() not in
+                  ("else:", "# YOUR CODE HERE")]
+        assert not leaked, f"{a.id}/{gid}: solution lines in the student's skeleton: {leaked}"
+        if len(regions) >= 2:
+            assert "(\u2248 " in out and "= None" in out, f"{a.id}/{gid}: a skeleton without hints or placeholders"

@@ -248,6 +248,28 @@ def test_fresh_inputs_keep_the_structure_and_the_reference_passes_them(func, cas
     assert ok.compare(func, a, got, after, ok.expected(reference, func, a)) is None
 
 
+def test_a_parameter_count_crosses_as_an_int_on_fresh_ints_and_is_judged_as_one(reference):
+    from helpers.instructor.outofkernel.judge import judge
+
+    for value in (296, np.int64(296)):
+        back = codec.decode(json.loads(json.dumps(codec.encode(value))))
+        assert back == 296 and type(back) is type(value)
+    a = ok.fresh_args("conv_param_count", "canonical", reference, np.random.default_rng(1))
+    b = ok.fresh_args("conv_param_count", "canonical", reference, np.random.default_rng(2))
+    assert all(type(x) is int and x >= 1 for x in a + b), (a, b)
+    assert a != b and (3, 4, 8) not in (a, b), "fresh counts are new whole numbers, not the stored case"
+    want = ok.expected(reference, "conv_param_count", a)
+    assert type(want["count"]) is int
+    right = reference["conv_param_count"](*a)
+    assert ok.compare("conv_param_count", a, right, a, want) is None
+    assert "whole number" in ok.compare("conv_param_count", a, float(right), a, want)
+    assert "wrong value" in ok.compare("conv_param_count", a, right - a[2], a, want)
+    reply = {"seq": 1, "value": codec.encode(right), "after": codec.encode(a)}
+    assert judge("conv_param_count", "canonical", a, want, reply).status == "ok"
+    reply["value"] = codec.encode(True)
+    assert judge("conv_param_count", "canonical", a, want, reply).status == "wrong"
+
+
 def test_compare_says_what_is_wrong(reference):
     args = ok.fresh_args("relu", "canonical", reference, np.random.default_rng(3))
     want = ok.expected(reference, "relu", args)

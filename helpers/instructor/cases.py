@@ -5,7 +5,8 @@ Each builder returns the positional arguments of one call. Builders get the refe
 outputs of another block, such as the ``dZ`` and ``cache`` that ``conv_backward`` consumes.
 
 ``visible`` cases are what the visible test cells check: the canonical cases of the lesson,
-published in the source material, and, beside three of them, one small case that a published case
+published in the source material (and, for ``conv_param_count``, the canonical layer of notebook 03),
+and, beside three of them, one small case that a published case
 cannot catch a common mistake on (an exact zero for ``relu_backward``, pad 0 for ``conv_backward``,
 a non-square window for ``distribute_value``). The others are what the hidden test cells check:
 pad 0, non-square inputs, stride 2 and 3 in forward and backward, a batch of one, f = 1.
@@ -158,6 +159,13 @@ CASES: dict[str, dict[str, CaseSpec]] = {
         "stride2_floor": CaseSpec("stride 2 where (n + 2 pad - f) / stride is not whole: the floor matters",
                                   _conv_forward(5, (1, 6, 8, 2), (3, 3, 2, 3), 0, 2)),
         "f1_batch1": CaseSpec("f = 1 on a batch of one", _conv_forward(4, (1, 4, 6, 3), (1, 1, 3, 5), 0, 1)),
+    },
+    "conv_param_count": {
+        "canonical": CaseSpec("the canonical layer of notebook 03: f = 3, n_C_prev = 4, n_C = 8",
+                              lambda ref: (3, 4, 8), True),
+        "f1": CaseSpec("a 1 x 1 convolution: f = 1, n_C_prev = 64, n_C = 32", lambda ref: (1, 64, 32)),
+        "deep": CaseSpec("a deep layer: f = 7, n_C_prev = 64, n_C = 128", lambda ref: (7, 64, 128)),
+        "single": CaseSpec("one filter on one channel: f = 2, n_C_prev = 1, n_C = 1", lambda ref: (2, 1, 1)),
     },
     "conv_backward": {
         "canonical": CaseSpec("seed 1, A_prev (10, 4, 4, 3), W (2, 2, 3, 8), pad 2, stride 2, dZ = Z",

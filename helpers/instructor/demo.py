@@ -8,7 +8,7 @@ student        what they hand in
 =============  ==========================================================================
 alice          everything right, all eight notebooks
 ben            a forgotten stride in conv_forward (03) and in pool_forward (05)
-cara           a forgotten bias in conv_single_step (02) and conv_forward (03)
+cara           a forgotten bias in conv_single_step (02), conv_forward (03) and conv_param_count (03)
 dev            conv_forward (03) slices the unpadded input
 eve            distribute_value (06) that does not divide by the window size
 finn           backward passes that ignore the stride: conv_backward (04), pool_backward (06)
@@ -37,7 +37,9 @@ MISTAKES: dict[str, dict[str, list[tuple[str, str]]]] = {
             "05_pool_forward": [("pool_forward", "vert_start = h * stride", "vert_start = h"),
                                 ("pool_forward", "horiz_start = w * stride", "horiz_start = w")]},
     "cara": {"02_conv_single_step": [("conv_single_step", "Z = float(np.sum(s)) + b.item()", "Z = float(np.sum(s))")],
-             "03_conv_forward": [("conv_forward", " + b[0, 0, 0, c]", "")]},
+             "03_conv_forward": [("conv_forward", " + b[0, 0, 0, c]", ""),
+                                 ("conv_param_count", "count = f * f * n_C_prev * n_C + n_C",
+                                  "count = f * f * n_C_prev * n_C")]},
     "dev": {"03_conv_forward": [("conv_forward", "a_prev_pad = A_prev_pad[i]", "a_prev_pad = A_prev[i]")]},
     "eve": {"06_pool_backward": [("distribute_value", "average = dz / (f_H * f_W)", "average = dz")]},
     "finn": {"04_conv_backward": [("conv_backward", "vert_start = h * stride", "vert_start = h"),

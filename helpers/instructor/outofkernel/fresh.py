@@ -11,8 +11,14 @@ import copy
 import numpy as np
 
 # Positional arguments that carry values although they are plain numbers (every other int is
-# structure: a pad, a shape, a stride).
+# structure: a pad, a shape, a stride): a float drawn at random, or a positive whole number.
 VALUE_ARGS = {"distribute_value": {0}}
+COUNT_ARGS = {"conv_param_count": {0, 1, 2}}
+
+
+def fresh_count(value: int, rng: np.random.Generator) -> int:
+    """A new positive int in [1, 2 * value + 1]: a filter size or a number of channels."""
+    return int(rng.integers(1, 2 * max(1, int(value)) + 2))
 
 
 def freshen(value, rng: np.random.Generator, is_value: bool = False):
@@ -64,5 +70,5 @@ def fresh_args(func: str, case: str, reference: dict, rng: np.random.Generator) 
         args = CASES[func][case].build(reference)
     finally:
         np.random.set_state(state)
-    values = VALUE_ARGS.get(func, set())
-    return tuple(freshen(a, rng, i in values) for i, a in enumerate(args))
+    values, counts = VALUE_ARGS.get(func, set()), COUNT_ARGS.get(func, set())
+    return tuple(fresh_count(a, rng) if i in counts else freshen(a, rng, i in values) for i, a in enumerate(args))

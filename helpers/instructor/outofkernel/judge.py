@@ -21,11 +21,20 @@ from .verdict import Verdict
 
 def expected(reference: dict, func: str, args: tuple) -> dict:
     """``{output name: value}`` that the reference solution of ``func`` gives on ``args``, as stored
-    in ``data/reference_outputs.h5`` (scalars as floats; the cache is not stored)."""
-    names = SPECS[func].returns
+    in ``data/reference_outputs.h5`` (whole-number outputs, such as a parameter count, as ints; other
+    scalars as floats; the cache is not stored)."""
+    spec = SPECS[func]
     result = reference[func](*copy.deepcopy(args))
-    values = result if len(names) > 1 else (result,)
-    return {n: (float(v) if np.ndim(v) == 0 else np.asarray(v)) for n, v in zip(names, values) if n not in NOT_STORED}
+    values = result if len(spec.returns) > 1 else (result,)
+    out = {}
+    for n, v in zip(spec.returns, values):
+        if n in NOT_STORED:
+            continue
+        if spec.dtypes.get(n) == "int":
+            out[n] = int(v)
+        else:
+            out[n] = float(v) if np.ndim(v) == 0 else np.asarray(v)
+    return out
 
 
 def compare(func: str, args: tuple, got, after, want: dict) -> str | None:
