@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECK_CALL = re.compile(r"check_(?:function|case)\(\s*\w+\s*,\s*['\"](\w+)['\"]")
+CHECK_CALL = re.compile(r"check_(?:function|case|accuracy)\(\s*\w+\s*,\s*['\"](\w+)['\"]")
 
 
 @dataclass(frozen=True)

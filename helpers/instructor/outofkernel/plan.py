@@ -12,7 +12,7 @@ import ast
 import re
 from dataclasses import dataclass, field
 
-CHECK_CALLS = {"check_function", "check_case", "check_not_mutated"}
+CHECK_CALLS = {"check_function", "check_case", "check_not_mutated", "check_accuracy"}
 
 
 def visible_cases(func: str) -> list[str]:
