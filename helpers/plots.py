@@ -481,7 +481,7 @@ def show_filters(W, title: str = "first-layer filters"):
     n = W.shape[3]
     cols = min(n, 8)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.55 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.8 * rows), squeeze=False)
     for c, ax in enumerate(axes.flat):
         if c < n:
             k = W[:, :, 0, c]
