@@ -35,6 +35,10 @@ from helpers.instructor.inside import codec
 from helpers.instructor.outofkernel import link
 
 
+# what the sandbox's environment sets too (sandbox/env.py): NumPy's BLAS on one thread per process
+ONE_THREAD = {k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
 class DirectBox:
     """``box.spawn`` without isolation: the command runs here, in a scratch folder of its own."""
 
@@ -49,7 +53,7 @@ class DirectBox:
         if self.program is not None:    # another program in the harness's place (it gets the same FD)
             cmd = [sys.executable, "-c", self.program, cmd[-1]]
         return subprocess.Popen(cmd, pass_fds=pass_fds, stdin=stdin, stdout=stdout, stderr=stderr,
-                                env={**os.environ, "CNN_COURSE_GRADING": "1", **(env or {})}, cwd=self.scratch,
+                                env={**os.environ, **ONE_THREAD, "CNN_COURSE_GRADING": "1", **(env or {})}, cwd=self.scratch,
                                 start_new_session=True)
 
 
