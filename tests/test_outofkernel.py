@@ -506,3 +506,27 @@ def test_the_accuracy_rule_reads_only_plain_weights(reference):
     bad["W3"][0, 0] = np.nan
     assert "diverged" in _accuracy_rule(reference, args, (bad, np.zeros(3)))
     assert "below 97%" in _accuracy_rule(reference, args, (init_params(0), np.zeros(3)))
+
+
+def test_a_declared_timeout_lets_the_training_call_run_longer(box, reference):
+    """The source notebook declares 90 s for its accuracy cell: the call of train_cnn on the pinned run gets it,
+    every other call keeps the cell timeout (here 8 s, shorter than the training)."""
+    a = next(a for a in ASSIGNMENTS if a.id == "10_digits_cnn")
+    assert dict(a.timeouts) == {"test_train_cnn_accuracy": 90}
+    plan = ok.Plan.from_notebook(nbformat.read(str(a.source), as_version=4), list(a.functions))
+    verdicts = ok.evaluate(plan, box, reference, cell_timeout=8, seed=5, timeouts=dict(a.timeouts))
+    assert {g: (v.status, v.message) for g, v in verdicts.items() if not v.ok} == {}
+
+
+def test_the_grading_context_honours_only_declared_timeouts():
+    from helpers.instructor.grading.context import SubmissionContext
+    from helpers.instructor.options import GradingOptions
+
+    ctx = SubmissionContext("s", "10_digits_cnn", GradingOptions(cell_timeout=10), None,
+                            timeouts={"test_train_cnn_accuracy": 90})
+    cell = nbformat.v4.new_code_cell("pass", metadata={"nbgrader": {"grade_id": "test_train_cnn_accuracy"}})
+    other = nbformat.v4.new_code_cell("pass", metadata={"nbgrader": {"grade_id": "test_dense_forward_hidden"},
+                                                        "cnn_course": {"timeout": 999}})   # the submission's own say
+    assert ctx.cell_timeout(cell) == 90 and ctx.cell_timeout(other) == 10 and ctx.cell_timeout() == 10
+    ctx.deadline = time.monotonic() + 30
+    assert ctx.cell_timeout(cell) <= 30          # never past the budget

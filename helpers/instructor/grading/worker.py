@@ -80,7 +80,7 @@ class Worker:
                            f"the sandbox did not start: {type(exc).__name__}: {str(exc)[:200]}",
                            time.monotonic() - t0)
         ctx = SubmissionContext(task.student, task.assignment, self.options, box, functions=a.functions,
-                                reference=self.reference, deadline=t0 + self.options.budget)
+                                reference=self.reference, deadline=t0 + self.options.budget, timeouts=dict(a.timeouts))
         pipeline.set_context(self.api.config, ctx)
         before = grades_snapshot(self.config, task)
         try:
