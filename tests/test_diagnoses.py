@@ -370,3 +370,23 @@ def test_sgd_step_up_the_gradient_is_named_and_training_says_the_loss_rises():
                                           "new_params[k] = params[k] + learning_rate * new_velocity[k]"))
     msg = visible_failure(wrong, "sgd_momentum_step")
     assert "moved by + learning_rate * v: up the gradient" in msg, msg
+
+
+def test_training_with_the_sgd_sign_error_says_the_loss_rises():
+    wrong = variant("train_cnn", ("new_params[k] = params[k] - learning_rate * new_velocity[k]",
+                                  "new_params[k] = params[k] + learning_rate * new_velocity[k]"))
+    with np.errstate(all="ignore"):
+        msg = visible_failure(wrong, "train_cnn")
+    assert "case 'first_steps'" in msg and "The loss rises over the first steps" in msg, msg
+    assert "Check the sign in sgd_momentum_step" in msg, msg
+
+
+def test_check_accuracy_fails_a_network_that_does_not_learn(reference):
+    def lazy(X, y, params, num_epochs, batch_size, learning_rate, beta, seed, callback=None):
+        return params, np.full(num_epochs * -(-len(y) // batch_size), 2.3)
+
+    with pytest.raises(AssertionError) as err:
+        checks.check_accuracy(lazy, "train_cnn", "full_training", predict=reference["cnn_forward"])
+    msg = str(err.value)
+    assert "expected at least 97%, got" in msg and "450 steps" in msg and "Where to look: notebook 10" in msg, msg
+    assert not NUMPY_REPR.search(msg), msg
