@@ -430,7 +430,7 @@ def show_digits(X, y, n: int = 20):
     n = min(require_positive_int("show_digits", "n", n), len(X))
     cols = min(n, 10)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols, 1.35 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols, 1.6 * rows), squeeze=False)
     for k, ax in enumerate(axes.flat):
         if k < n:
             _digit_axes(ax, X[k], f"{int(y[k])}", 11)
