@@ -1,4 +1,4 @@
-"""Data for the course: the photograph, and the reference cases stored in HDF5.
+"""Data for the course: the photograph, the handwritten digits, and the reference cases stored in HDF5.
 
 The reference file ``data/reference_outputs.h5`` holds, for each graded function and each case,
 the arguments it is called with and the outputs the reference solutions give. It is written by
@@ -26,6 +26,12 @@ import numpy as np
 DATA_DIR = Path(os.environ.get("CNN_COURSE_DATA", Path(__file__).resolve().parent.parent / "data"))
 REFERENCE_FILE = DATA_DIR / "reference_outputs.h5"
 PHOTO_FILE = DATA_DIR / "grace_hopper.jpg"
+DIGITS_FILE = DATA_DIR / "digits.h5"
+
+#: The fixed split of the digits (notebook 10): a permutation drawn with this seed, the first
+#: ``DIGITS_TEST_SIZE`` images of it held out for testing, the other 1,437 for training.
+DIGITS_SPLIT_SEED = 0
+DIGITS_TEST_SIZE = 360
 
 
 # --------------------------------------------------------------------------- HDF5 values
@@ -137,6 +143,32 @@ def load_photo(path: Path | str | None = None, size: tuple[int, int] | None = No
                 raise ValueError(f"load_photo: size must be (width, height) with positive ints, got {size!r}")
             im = im.resize(tuple(int(s) for s in size), Image.Resampling.BILINEAR)
         return np.asarray(im, dtype=np.uint8).copy()
+
+
+def load_digits(path: Path | str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The UCI handwritten digits, split once and for all: ``(X_train, y_train, X_test, y_test)``.
+
+    ``X_*`` are float64 arrays ``(m, 8, 8, 1)`` (channels-last, one grey channel) with values in
+    [0, 1] (the 17 grey levels 0-16 divided by 16); ``y_*`` are int64 labels 0-9. The split is fixed:
+    ``np.random.default_rng(DIGITS_SPLIT_SEED).permutation(1797)`` (seed 0), whose first 360 images
+    are the test set and the other 1,437 the training set, so every learner and the grader see the
+    same two sets. The file ``data/digits.h5`` is written once by ``scripts/make_digits.py`` from the
+    copy that scikit-learn bundles (licence CC BY 4.0, see ``data/README.md``). Notebook 10.
+    """
+    path = Path(path) if path is not None else DIGITS_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"digits file {path} is missing; instructors write it with "
+                                "`python scripts/make_digits.py` (needs scikit-learn once)")
+    with h5py.File(path, "r") as h5:
+        images = np.asarray(h5["images"][()])
+        labels = np.asarray(h5["labels"][()])
+    if images.ndim != 3 or images.shape[1:] != (8, 8) or labels.shape != images.shape[:1]:
+        raise ValueError(f"{path}: expected images (m, 8, 8) and labels (m,); got {images.shape} and {labels.shape}")
+    X = (images.astype(np.float64) / 16.0)[..., np.newaxis]
+    y = labels.astype(np.int64)
+    order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(y))
+    test, train = order[:DIGITS_TEST_SIZE], order[DIGITS_TEST_SIZE:]
+    return X[train], y[train], X[test], y[test]
 
 
 # Top-left corners (row, column) of interesting 128 x 128 regions of the photograph:

@@ -185,3 +185,60 @@ def check_activation_gradient(forward: Callable, backward: Callable, *, shape: t
                 + (" (use Z > 0, not Z >= 0)" if slope_at_zero == 0 else "")
                 + ".\nWhere to look: notebook 07, 'ReLU backward'.")
     return check_gradient("dZ", analytic, numeric, where="notebook 07, 'ReLU backward'")
+
+
+def check_network_gradients(forward: Callable, backward: Callable, loss: Callable, params: dict, X: np.ndarray,
+                            y: np.ndarray, *, entries: int = 24, threshold: float = 1e-6, h: float = 1e-5,
+                            seed: int = 0) -> dict:
+    """Gradient check of a whole network, every parameter included (notebook 10).
+
+    ``forward(X, params)`` returns ``(logits, caches)``, ``loss(logits, y)`` returns ``(loss, dlogits)``
+    and ``backward(dlogits, caches)`` returns ``{name: gradient}``. For every parameter, ``entries``
+    entries drawn at random (all of them when it has fewer, as the biases do) are checked by centred
+    finite differences of the loss, and the relative error over them must be below ``threshold``.
+    Choose ``X`` so that no ReLU input sits near 0 and no pooling window has a near tie, where the
+    network has a kink (continuous random inputs almost never do). Graded: this is not a
+    demonstration, it runs while ``cnn-course`` grades. Returns the relative error per parameter.
+    """
+    if not isinstance(params, dict) or not params:
+        raise ValueError("check_network_gradients: params must be a non-empty dict of arrays")
+    entries = require_positive_int("check_network_gradients", "entries", entries)
+    values = {k: require_array("check_network_gradients", k, v, dtype_kind="f").astype(np.float64).copy()
+              for k, v in params.items()}
+
+    def total(vals):
+        logits, _ = forward(X.copy(), vals)
+        return float(loss(logits, y.copy())[0])
+
+    logits, caches = forward(X.copy(), {k: v.copy() for k, v in values.items()})
+    _, dlogits = loss(logits, y.copy())
+    grads = backward(dlogits, caches)
+    where = "notebook 10, 'The network backward'"
+    if not isinstance(grads, dict):
+        raise AssertionError(f"gradient check of the network: your backward should return a dict of gradients with "
+                             f"the keys {', '.join(values)}; got {type(grads).__name__}.\nWhere to look: {where}.")
+    missing = [k for k in values if k not in grads]
+    if missing:
+        raise AssertionError(f"gradient check of the network: your backward returns no gradient for "
+                             f"{', '.join(missing)}; every parameter needs one.\nWhere to look: {where}.")
+    rng = np.random.default_rng(seed)
+    errors = {}
+    for k, value in values.items():
+        g = grads[k]
+        if not isinstance(g, np.ndarray) or g.shape != value.shape:
+            raise AssertionError(f"gradient check of d{k}: your gradient should be an array of shape {value.shape}; "
+                                 f"got {getattr(g, 'shape', type(g).__name__)}.\nWhere to look: {where}.")
+        flat = np.arange(value.size) if value.size <= entries else rng.choice(value.size, entries, replace=False)
+        numeric = np.zeros(len(flat))
+        for j, n in enumerate(flat):
+            idx = np.unravel_index(int(n), value.shape)
+            vals = dict(values)
+            vals[k] = value.copy()
+            vals[k][idx] = value[idx] + h
+            plus = total(vals)
+            vals[k][idx] = value[idx] - h
+            numeric[j] = (plus - total(vals)) / (2 * h)
+        picked = np.asarray(g, dtype=np.float64).reshape(-1)[flat]
+        shown = f"{len(flat)} entries of d{k}" if len(flat) < value.size else f"d{k}"
+        errors[k] = check_gradient(shown, picked, numeric, threshold, where)
+    return errors

@@ -486,3 +486,167 @@ def show_flip_difference(corr, conv):
         ax.set_title(t)
         ax.axis("off")
     return _finish(fig)
+
+
+# --------------------------------------------------------------------------- notebook 10: the digits network
+def _digit_axes(ax, image, title=None, fontsize=9):
+    ax.imshow(np.asarray(image, dtype=float).reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title, fontsize=fontsize)
+
+
+@demonstration
+def show_digits(X, y, n: int = 20):
+    """The first ``n`` digits of ``X`` (m, 8, 8, 1), with their labels ``y`` (notebook 10)."""
+    X = require_array("show_digits", "X", X, ndim=4, layout="(m, 8, 8, 1)")
+    n = min(require_positive_int("show_digits", "n", n), len(X))
+    cols = min(n, 10)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols, 1.6 * rows), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        if k < n:
+            _digit_axes(ax, X[k], f"{int(y[k])}", 11)
+        else:
+            ax.axis("off")
+    fig.suptitle("8 x 8 handwritten digits (grey levels 0-16, scaled to [0, 1]) and their labels", fontsize=10)
+    return _finish(fig)
+
+
+@demonstration
+def show_training_curves(losses, steps_per_epoch: int, train_accuracy=(), test_accuracy=()):
+    """The loss at every step (and its mean per epoch), and the accuracy after every epoch (notebook 10)."""
+    losses = require_array("show_training_curves", "losses", losses, ndim=1, layout="(steps,)")
+    steps_per_epoch = require_positive_int("show_training_curves", "steps_per_epoch", steps_per_epoch)
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(11, 3.8))
+    steps = np.arange(1, len(losses) + 1)
+    a0.plot(steps, losses, color="#bbbbbb", linewidth=0.8, label="one batch")
+    n_ep = len(losses) // steps_per_epoch
+    if n_ep:
+        means = losses[:n_ep * steps_per_epoch].reshape(n_ep, steps_per_epoch).mean(axis=1)
+        a0.plot(np.arange(1, n_ep + 1) * steps_per_epoch, means, "o-", color=OUT_COLOR, label="mean over the epoch")
+    a0.set_yscale("log")
+    a0.set_xlabel("SGD step")
+    a0.set_ylabel("cross-entropy loss (log scale)")
+    a0.set_title("loss")
+    a0.legend()
+    if len(train_accuracy) or len(test_accuracy):
+        for acc, label, color in ((train_accuracy, "training set", "#457b9d"), (test_accuracy, "test set", WINDOW_COLOR)):
+            if len(acc):
+                a1.plot(np.arange(1, len(acc) + 1), 100 * np.asarray(acc, dtype=float), "o-", label=label, color=color)
+        a1.set_xlabel("epoch")
+        a1.set_ylabel("accuracy (%)")
+        a1.set_title("accuracy after each epoch")
+        a1.legend()
+        a1.grid(alpha=0.3)
+    else:
+        a1.text(0.5, 0.5, "no accuracies recorded\n(train_cnn calls callback(epoch, params)\nafter each epoch)",
+                ha="center", va="center", transform=a1.transAxes)
+        a1.axis("off")
+    return _finish(fig)
+
+
+@demonstration
+def show_filters(W, title: str = "first-layer filters"):
+    """The filters of a convolution with one input channel, W (f, f, 1, n_C), each on its own scale
+    centred on 0 (red positive, blue negative) (notebook 10)."""
+    W = require_array("show_filters", "W", W, ndim=4, layout="(f, f, 1, n_C)")
+    n = W.shape[3]
+    cols = min(n, 8)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.8 * rows), squeeze=False)
+    for c, ax in enumerate(axes.flat):
+        if c < n:
+            k = W[:, :, 0, c]
+            lim = float(np.abs(k).max()) or 1.0
+            ax.imshow(k, cmap="RdBu_r", vmin=-lim, vmax=lim)
+            ax.set_title(f"filter {c}", fontsize=8)
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    return _finish(fig)
+
+
+@demonstration
+def show_confusion(y_true, y_pred, n_classes: int = 10):
+    """The confusion matrix: row = true label, column = predicted label, with the counts (notebook 10)."""
+    y_true = require_array("show_confusion", "y_true", y_true, ndim=1, layout="(m,)").astype(int)
+    y_pred = require_array("show_confusion", "y_pred", y_pred, ndim=1, layout="(m,)").astype(int)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"show_confusion: y_true and y_pred must have the same shape; got {y_true.shape} and "
+                         f"{y_pred.shape}")
+    M = np.zeros((n_classes, n_classes), dtype=int)
+    np.add.at(M, (y_true, y_pred), 1)
+    fig, ax = plt.subplots(figsize=(5.6, 5))
+    _grid(ax, np.log1p(M), annotate=False, cmap="Blues")
+    for i in range(n_classes):
+        for j in range(n_classes):
+            if M[i, j]:
+                ax.text(j, i, str(M[i, j]), ha="center", va="center", fontsize=9,
+                        color="white" if i == j else ("#b00020" if i != j else "black"))
+    ax.set_xlabel("predicted label")
+    ax.set_ylabel("true label")
+    errors = int(M.sum() - np.trace(M))
+    ax.set_title(f"confusion matrix: {errors} of {M.sum()} wrong ({100 * np.trace(M) / max(M.sum(), 1):.1f}% right)")
+    return _finish(fig)
+
+
+@demonstration
+def show_misclassified(X, y_true, y_pred, probabilities=None, max_n: int = 12):
+    """The digits the network got wrong, with the true and the predicted label (notebook 10)."""
+    X = require_array("show_misclassified", "X", X, ndim=4, layout="(m, 8, 8, 1)")
+    wrong = np.flatnonzero(np.asarray(y_true) != np.asarray(y_pred))[:max_n]
+    if not len(wrong):
+        print("No test digit is misclassified.")
+        return None
+    cols = min(len(wrong), 6)
+    rows = -(-len(wrong) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.7 * cols, 2.0 * rows), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        if k < len(wrong):
+            i = wrong[k]
+            extra = "" if probabilities is None else f" ({100 * float(np.asarray(probabilities)[i].max()):.0f}%)"
+            _digit_axes(ax, X[i], f"true {int(y_true[i])}, said {int(y_pred[i])}{extra}", 8)
+        else:
+            ax.axis("off")
+    fig.suptitle("misclassified test digits: the true label, the network's answer (and its probability)", fontsize=10)
+    return _finish(fig)
+
+
+@demonstration
+def show_digit_through_network(x, caches, probabilities, max_maps: int = 8):
+    """One digit through the network: the input, the ReLU outputs of both convolutions, both pooled
+    maps, and the ten output probabilities. ``caches`` is what ``cnn_forward`` returned for a batch
+    whose first example is ``x`` (the layers' caches: conv1, relu1, pool1, conv2, relu2, pool2, dense)
+    (notebook 10)."""
+    x = require_array("show_digit_through_network", "x", x, layout="(8, 8, 1)")
+    layers = [("ReLU(conv1)", np.maximum(np.asarray(caches["relu1"])[0], 0)),
+              ("pool1", np.asarray(caches["conv2"][0])[0]),
+              ("ReLU(conv2)", np.maximum(np.asarray(caches["relu2"])[0], 0)),
+              ("pool2", np.asarray(caches["dense"][0])[0].reshape(np.asarray(caches["pool2"][0]).shape[1] // 2,
+                                                                  -1, np.asarray(caches["relu2"]).shape[3]))]
+    rows = len(layers) + 1
+    fig, axes = plt.subplots(rows, max_maps, figsize=(1.35 * max_maps, 1.5 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    _digit_axes(axes[0, 0], x, "input 8 x 8")
+    axes[0, 0].axis("on")
+    p = np.asarray(probabilities, dtype=float).ravel()
+    gs = axes[0, 2].get_gridspec()
+    bar = fig.add_subplot(gs[0, 2:])
+    bar.bar(range(len(p)), p, color=[WINDOW_COLOR if k == int(np.argmax(p)) else "#8d99ae" for k in range(len(p))])
+    bar.set_xticks(range(len(p)))
+    bar.set_ylim(0, 1)
+    bar.set_title("softmax probabilities", fontsize=9)
+    for r, (name, maps) in enumerate(layers, start=1):
+        lim = float(maps.max()) or 1.0
+        for c in range(min(max_maps, maps.shape[-1])):
+            ax = axes[r, c]
+            ax.imshow(maps[:, :, c], cmap="magma", vmin=0, vmax=lim)
+            ax.set_title(f"{name} [{c}]" if c == 0 else f"[{c}]", fontsize=8)
+            ax.axis("on")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r, 0].set_ylabel(f"{maps.shape[0]} x {maps.shape[1]}", fontsize=8)
+    fig.suptitle(f"one digit through the network (the first {max_maps} channels of each layer)", fontsize=10)
+    return _finish(fig)

@@ -48,7 +48,7 @@ def passes(fn, func: str, case: str) -> None:
 @pytest.mark.parametrize("func", sorted(GRADED_FUNCTIONS))
 def test_reference_passes_visible_and_hidden(func, reference, capsys):
     visible = [n for n, spec in CASES[func].items() if spec.visible]
-    hidden = [n for n, spec in CASES[func].items() if not spec.visible]
+    hidden = [n for n, spec in CASES[func].items() if not spec.visible and spec.stored]   # not: the rule cases
     checks.check_function(reference[func], func)                       # what the visible cell runs
     out = capsys.readouterr().out
     assert f"all {len(visible)} check(s) passed ({', '.join(sorted(visible))})" in out
@@ -364,3 +364,69 @@ def test_a_failing_diagnosis_never_hides_the_message(monkeypatch):
     msg = case_failure(lambda Z: np.abs(Z), "relu", "canonical")
     assert "A has the right shape (2, 4, 4, 3) but wrong values" in msg and "Where to look: notebook 07" in msg
     assert "Diagnosis" not in msg and "IndexError" not in msg
+
+
+# ----------------------------------------------------------------- notebook 10: the network's own pieces
+def test_softmax_without_the_max_shift_overflows_on_large_logits():
+    wrong = variant("softmax_cross_entropy",
+                    ("shifted = logits - np.max(logits, axis=1, keepdims=True)", "shifted = logits"))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        passes(wrong, "softmax_cross_entropy", "canonical")     # small logits: the shift changes nothing
+        msg = visible_failure(wrong, "softmax_cross_entropy")
+    assert "case 'large_logits'" in msg and "np.exp overflows above about 709" in msg, msg
+    assert "Subtract each row's maximum first" in msg, msg
+
+
+def test_dense_backward_with_a_transposed_weight_gradient():
+    wrong = variant("dense_backward", ("dW = A.T @ dZ", "dW = dZ.T @ A"))
+    msg = visible_failure(wrong, "dense_backward")
+    assert "dW has the wrong shape" in msg and "expected shape: (5, 3)" in msg and "got shape:      (3, 5)" in msg, msg
+    assert "dW is the transpose of the weight gradient" in msg and "dW = A.T @ dZ" in msg, msg
+    # a square W: the shape is right, the values are not, and the diagnosis still names it
+    msg = case_failure(wrong, "dense_backward", "square")
+    assert "right shape (4, 4) but wrong values" in msg and "dW is the transpose of the weight gradient" in msg, msg
+
+
+def test_network_backward_that_skips_the_relu_mask():
+    wrong = variant("cnn_backward", ('dZ2 = relu_backward(dA2, caches["relu2"])', "dZ2 = dA2"),
+                    ('dZ1 = relu_backward(dA1, caches["relu1"])', "dZ1 = dA1"))
+    msg = visible_failure(wrong, "cnn_backward")
+    assert "case 'canonical'" in msg and "wrong values" in msg, msg
+    assert "the backward pass skips the ReLU masks" in msg and "relu_backward(dA, Z)" in msg, msg
+
+
+def test_network_backward_that_skips_one_relu_mask_fails_the_gradient_check(reference):
+    wrong = variant("cnn_backward", ('dZ1 = relu_backward(dA1, caches["relu1"])', "dZ1 = dA1"))
+    rng = np.random.default_rng(7)
+    from helpers.network import init_params
+    params = {k: v + 0.1 * rng.standard_normal(v.shape) for k, v in init_params(1).items()}
+    with pytest.raises(AssertionError, match=r"gradient check of .*dW1 FAILED"):
+        gradcheck.check_network_gradients(reference["cnn_forward"], wrong, reference["softmax_cross_entropy"], params,
+                                          rng.random((3, 8, 8, 1)), np.array([3, 0, 7]))
+
+
+def test_sgd_step_up_the_gradient_is_named_and_training_says_the_loss_rises():
+    wrong = variant("sgd_momentum_step", ("new_params[k] = params[k] - learning_rate * new_velocity[k]",
+                                          "new_params[k] = params[k] + learning_rate * new_velocity[k]"))
+    msg = visible_failure(wrong, "sgd_momentum_step")
+    assert "moved by + learning_rate * v: up the gradient" in msg, msg
+
+
+def test_training_with_the_sgd_sign_error_says_the_loss_rises():
+    wrong = variant("train_cnn", ("new_params[k] = params[k] - learning_rate * new_velocity[k]",
+                                  "new_params[k] = params[k] + learning_rate * new_velocity[k]"))
+    with np.errstate(all="ignore"):
+        msg = visible_failure(wrong, "train_cnn")
+    assert "case 'first_steps'" in msg and "The loss rises over the first steps" in msg, msg
+    assert "Check the sign in sgd_momentum_step" in msg, msg
+
+
+def test_check_accuracy_fails_a_network_that_does_not_learn(reference):
+    def lazy(X, y, params, num_epochs, batch_size, learning_rate, beta, seed, callback=None):
+        return params, np.full(num_epochs * -(-len(y) // batch_size), 2.3)
+
+    with pytest.raises(AssertionError) as err:
+        checks.check_accuracy(lazy, "train_cnn", "full_training", predict=reference["cnn_forward"])
+    msg = str(err.value)
+    assert "expected at least 97%, got" in msg and "450 steps" in msg and "Where to look: notebook 10" in msg, msg
+    assert not NUMPY_REPR.search(msg), msg

@@ -35,6 +35,10 @@ from helpers.instructor.inside import codec
 from helpers.instructor.outofkernel import link
 
 
+# what the sandbox's environment sets too (sandbox/env.py): NumPy's BLAS on one thread per process
+ONE_THREAD = {k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
 class DirectBox:
     """``box.spawn`` without isolation: the command runs here, in a scratch folder of its own."""
 
@@ -49,7 +53,7 @@ class DirectBox:
         if self.program is not None:    # another program in the harness's place (it gets the same FD)
             cmd = [sys.executable, "-c", self.program, cmd[-1]]
         return subprocess.Popen(cmd, pass_fds=pass_fds, stdin=stdin, stdout=stdout, stderr=stderr,
-                                env={**os.environ, "CNN_COURSE_GRADING": "1", **(env or {})}, cwd=self.scratch,
+                                env={**os.environ, **ONE_THREAD, "CNN_COURSE_GRADING": "1", **(env or {})}, cwd=self.scratch,
                                 start_new_session=True)
 
 
@@ -231,17 +235,22 @@ def _arrays(value):
 
 @pytest.mark.parametrize("func,case", ALL_CASES, ids=[f"{f}-{c}" for f, c in ALL_CASES])
 def test_fresh_inputs_keep_the_structure_and_the_reference_passes_them(func, case, reference):
-    stored = CASES[func][case].build(reference)
+    spec = CASES[func][case]
+    stored = spec.build(reference)
     a = ok.fresh_args(func, case, reference, np.random.default_rng(1))
     b = ok.fresh_args(func, case, reference, np.random.default_rng(2))
     assert [x.shape for x in _arrays(a)] == [x.shape for x in _arrays(stored)]
     assert [x.dtype for x in _arrays(a)] == [x.dtype for x in _arrays(stored)]
+    if spec.rule is not None:     # the pinned training run: the same inputs for everyone, judged by its rule
+        assert all(np.array_equal(x, y) for x, y in zip(_arrays(a), _arrays(stored)))
+        return
     if _arrays(stored) and any(x.size > 1 for x in _arrays(stored)):
         assert any(not np.array_equal(x, y) for x, y in zip(_arrays(a), _arrays(b)))
         assert any(not np.array_equal(x, y) for x, y in zip(_arrays(a), _arrays(stored)))
-    for x, y in zip(_arrays(a), _arrays(stored)):   # exact zeros stay where the case has them
-        if x.dtype.kind == "f":
-            assert np.array_equal(x == 0, y == 0)
+    if spec.fresh is None:        # a case's own fresh builder draws whole inputs (digits, a network's caches)
+        for x, y in zip(_arrays(a), _arrays(stored)):   # exact zeros stay where the case has them
+            if x.dtype.kind == "f":
+                assert np.array_equal(x == 0, y == 0)
     got = reference[func](*copy.deepcopy(a))
     got = codec.decode(json.loads(json.dumps(codec.encode(got))))
     after = codec.decode(json.loads(json.dumps(codec.encode(a))))
@@ -480,3 +489,66 @@ def test_a_budget_used_up_by_student_code_is_a_timeout_not_infra(box, reference)
 def test_a_budget_gone_before_anything_ran_is_infra(box, reference):
     verdicts, _ = _relu(box=box, reference=reference, deadline=time.monotonic() - 1)
     assert {v.status for v in verdicts.values()} == {"infra"}
+
+
+# --------------------------------------------------------------------------- notebook 10: the training run
+DIGITS = ROOT / "notebooks/10_digits_cnn/digits_cnn.ipynb"
+
+
+def _train_cells(train_source: str):
+    nb = _nb(DIGITS, train_cnn=train_source)
+    a = next(a for a in ASSIGNMENTS if a.id == "10_digits_cnn")
+    return ok.Plan.from_notebook(nb, list(a.functions))
+
+
+def test_the_accuracy_is_computed_by_the_grader_from_the_returned_weights(box, reference):
+    """A train_cnn that returns the untrained weights (and prints a fine accuracy) fails the accuracy cell:
+    the grader computes the accuracy itself, with the reference forward pass, from what came back."""
+    lazy = ("def train_cnn(X, y, params, num_epochs, batch_size, learning_rate, beta, seed, callback=None):\n"
+            "    print('test accuracy 99.7%')\n"
+            "    return params, np.full(num_epochs * -(-len(y) // batch_size), 0.01)\n")
+    verdicts = ok.evaluate(_train_cells(lazy), box, reference, cell_timeout=30, seed=3)
+    v = verdicts["test_train_cnn_accuracy"]
+    assert v.status == "wrong" and "computed by the grader" in v.message and "below 97%" in v.message, v
+    assert verdicts["test_train_cnn_first_steps"].status == "wrong"
+    assert verdicts["test_cnn_backward_canonical"].ok and verdicts["test_network_gradient_check"].ok
+
+
+def test_the_accuracy_rule_reads_only_plain_weights(reference):
+    from helpers.instructor.cases import _accuracy_rule
+    from helpers.network import init_params, training_args
+
+    args = training_args()
+    assert "(params, losses)" in _accuracy_rule(reference, args, [init_params(0), np.zeros(3)])
+    assert "keys" in _accuracy_rule(reference, args, ({"W1": np.zeros((3, 3, 1, 16))}, np.zeros(3)))
+    bad = init_params(0)
+    bad["W2"] = bad["W2"][..., :8]
+    assert "shape (3, 3, 16, 32)" in _accuracy_rule(reference, args, (bad, np.zeros(3)))
+    bad = init_params(0)
+    bad["W3"][0, 0] = np.nan
+    assert "diverged" in _accuracy_rule(reference, args, (bad, np.zeros(3)))
+    assert "below 97%" in _accuracy_rule(reference, args, (init_params(0), np.zeros(3)))
+
+
+def test_a_declared_timeout_lets_the_training_call_run_longer(box, reference):
+    """The source notebook declares 90 s for its accuracy cell: the call of train_cnn on the pinned run gets it,
+    every other call keeps the cell timeout (here 8 s, shorter than the training)."""
+    a = next(a for a in ASSIGNMENTS if a.id == "10_digits_cnn")
+    assert dict(a.timeouts) == {"test_train_cnn_accuracy": 90}
+    plan = ok.Plan.from_notebook(nbformat.read(str(a.source), as_version=4), list(a.functions))
+    verdicts = ok.evaluate(plan, box, reference, cell_timeout=8, seed=5, timeouts=dict(a.timeouts))
+    assert {g: (v.status, v.message) for g, v in verdicts.items() if not v.ok} == {}
+
+
+def test_the_grading_context_honours_only_declared_timeouts():
+    from helpers.instructor.grading.context import SubmissionContext
+    from helpers.instructor.options import GradingOptions
+
+    ctx = SubmissionContext("s", "10_digits_cnn", GradingOptions(cell_timeout=10), None,
+                            timeouts={"test_train_cnn_accuracy": 90})
+    cell = nbformat.v4.new_code_cell("pass", metadata={"nbgrader": {"grade_id": "test_train_cnn_accuracy"}})
+    other = nbformat.v4.new_code_cell("pass", metadata={"nbgrader": {"grade_id": "test_dense_forward_hidden"},
+                                                        "cnn_course": {"timeout": 999}})   # the submission's own say
+    assert ctx.cell_timeout(cell) == 90 and ctx.cell_timeout(other) == 10 and ctx.cell_timeout() == 10
+    ctx.deadline = time.monotonic() + 30
+    assert ctx.cell_timeout(cell) <= 30          # never past the budget

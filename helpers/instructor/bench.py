@@ -8,6 +8,9 @@
    minute, the ratio to the serial run, and where the time of one submission goes (from the
    result records: kernel start, the setup cell's imports, lesson, answer and test cells, the
    out-of-kernel check, and nbgrader's own work, which is the rest).
+3. Training notebook 10's network with the reference solutions and the graded settings
+   (``helpers.network.TRAINING``): the time and the test accuracy, with NumPy's BLAS on one thread
+   (as the grading sandbox runs it) and on the default threads, each in a fresh process.
 """
 from __future__ import annotations
 
@@ -157,10 +160,46 @@ def time_breakdown(course: Path, outcomes) -> dict[str, float]:
     return {names.get(k, k): v / max(n, 1) for k, v in sums.items()}
 
 
+TRAIN_ONCE = """
+import json, time
+import numpy as np
+from helpers.data import load_digits
+from helpers.instructor.refdata import reference_functions
+from helpers.network import training_args
+ref = reference_functions()
+args = training_args()
+t0 = time.perf_counter()
+params, losses = ref["train_cnn"](*args)
+seconds = time.perf_counter() - t0
+_, _, X_test, y_test = load_digits()
+accuracy = float(np.mean(np.argmax(ref["cnn_forward"](X_test, params)[0], axis=1) == y_test))
+print(json.dumps({"seconds": seconds, "accuracy": accuracy, "steps": len(losses)}))
+"""
+
+
+def training_time() -> dict[str, dict]:
+    """Notebook 10's graded training run with the reference solutions, in a fresh process per setting."""
+    import json
+
+    from ..network import TRAINING
+
+    print(f"\n3. Training notebook 10's network (reference solutions, {TRAINING}):")
+    results = {}
+    for label, env in (("one BLAS thread (as graded)", {k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                                                         "MKL_NUM_THREADS")}),
+                       ("default BLAS threads", {})):
+        out = subprocess.run([sys.executable, "-c", TRAIN_ONCE], capture_output=True, text=True, cwd=ROOT,
+                             env={**os.environ, **env}, check=True)
+        results[label] = r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"  {label:<28} {r['steps']} steps in {r['seconds']:6.2f} s, test accuracy {r['accuracy']:.2%}")
+    return results
+
+
 def main() -> None:
     print(f"cores: {os.cpu_count()}\n")
     notebook_times()
     autograde_throughput()
+    training_time()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..data import load_photo
+from ..data import load_digits, load_photo
+from ..network import ACCURACY_THRESHOLD, init_params, param_shapes, training_args
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,16 @@ class CaseSpec:
     description: str
     build: Callable[[dict], tuple]
     visible: bool = False
+    # fresh(ref, rng): the out-of-kernel check's fresh inputs, drawn with the grader's Generator (default:
+    # the stored inputs with new values, helpers.instructor.outofkernel.fresh.freshen)
+    fresh: Callable | None = None
+    # rule(ref, args, result): the grader's own judgement of a result (a message, or None when it passes),
+    # instead of equality with the reference; such a case runs on its pinned inputs and is not stored
+    rule: Callable | None = None
+
+    @property
+    def stored(self) -> bool:
+        return self.rule is None
 
 
 def _rng(seed: int):
@@ -133,6 +144,94 @@ def _step_image(h=6, w=7, at=3):
     img = np.zeros((h, w))
     img[:, at:] = 1.0
     return img
+
+
+# ---- notebook 10: each builder draws from a Generator, the stored case's (its seed) or the grader's (fresh)
+def _seeded(make, seed):
+    """``build`` and ``fresh`` for a builder ``make(ref, g)`` that draws from the Generator ``g``."""
+    return {"build": lambda ref: make(ref, np.random.default_rng(seed)), "fresh": make}
+
+
+def _dense_forward(m, n_in, n_out):
+    def make(ref, g):
+        return (g.standard_normal((m, n_in)), g.standard_normal((n_in, n_out)), g.standard_normal((1, n_out)))
+    return make
+
+
+def _dense_backward(m, n_in, n_out):
+    def make(ref, g):
+        A, W, b = _dense_forward(m, n_in, n_out)(ref, g)
+        return (g.standard_normal((m, n_out)), (A, W, b))
+    return make
+
+
+def _softmax(m, n_classes, scale=1.0, shift=0.0):
+    def make(ref, g):
+        logits = g.standard_normal((m, n_classes)) * scale + shift
+        return (logits, g.integers(0, n_classes, size=m))
+    return make
+
+
+def _net_inputs(g, m, scale=0.3):
+    X = g.random((m, 8, 8, 1))
+    params = {k: g.standard_normal(shape) * scale for k, shape in param_shapes().items()}
+    return X, params
+
+
+def _cnn_forward(m):
+    def make(ref, g):
+        return _net_inputs(g, m)
+    return make
+
+
+def _cnn_backward(m):
+    def make(ref, g):
+        X, params = _net_inputs(g, m)
+        _, caches = ref["cnn_forward"](X, params)
+        return (g.standard_normal((m, 10)) / m, caches)
+    return make
+
+
+def _sgd(learning_rate, beta, zero_velocity=False):
+    def make(ref, g):
+        shapes = {"W": (3, 4), "b": (1, 4), "W_conv": (2, 2, 1, 3)}
+        params = {k: g.standard_normal(s) for k, s in shapes.items()}
+        grads = {k: g.standard_normal(s) for k, s in shapes.items()}
+        velocity = {k: np.zeros(s) if zero_velocity else g.standard_normal(s) for k, s in shapes.items()}
+        return (params, grads, velocity, learning_rate, beta)
+    return make
+
+
+def _train_steps(m, num_epochs, batch_size):
+    def make(ref, g):
+        X_train, y_train, _, _ = load_digits()
+        pick = g.choice(len(y_train), size=m, replace=False)
+        init_seed, seed = (int(v) for v in g.integers(0, 2 ** 31, size=2))
+        return (X_train[pick], y_train[pick], init_params(init_seed), num_epochs, batch_size, 0.05, 0.9, seed)
+    return make
+
+
+def _accuracy_rule(ref, args, result):
+    """The grader's judgement of the pinned training run: it computes the test accuracy itself, with the
+    reference cnn_forward, from the weights that train_cnn returned."""
+    if type(result) is not tuple or len(result) != 2:
+        return "train_cnn should return the tuple (params, losses)"
+    params, shapes = result[0], param_shapes()
+    if type(params) is not dict or set(params) != set(shapes):
+        return f"train_cnn should return params as a dict with the keys {', '.join(shapes)}"
+    for k, shape in shapes.items():
+        v = params[k]
+        if type(v) is not np.ndarray or v.shape != shape or v.dtype.kind != "f":
+            return f"params[{k!r}] should be a float array of shape {shape}"
+        if not np.all(np.isfinite(v)):
+            return f"params[{k!r}] holds inf or nan after training: the training diverged"
+    _, _, X_test, y_test = load_digits()
+    logits, _ = ref["cnn_forward"](X_test, {k: params[k].astype(np.float64) for k in shapes})
+    accuracy = float(np.mean(np.argmax(logits, axis=1) == y_test))
+    if accuracy >= ACCURACY_THRESHOLD:
+        return None
+    return (f"the trained weights give a test accuracy of {accuracy:.2%} (computed by the grader), below "
+            f"{ACCURACY_THRESHOLD:.0%}")
 
 
 SOBEL_X = np.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
@@ -265,7 +364,53 @@ CASES: dict[str, dict[str, CaseSpec]] = {
         "step": CaseSpec("a vertical step: gy is zero inside, gx is not",
                          lambda ref: (_step_image(5, 6, 3),)),
     },
+    "dense_forward": {
+        "canonical": CaseSpec("A (4, 5), W (5, 3), b (1, 3)", **_seeded(_dense_forward(4, 5, 3), 10), visible=True),
+        "batch1": CaseSpec("a batch of one, A (1, 7), W (7, 2)", **_seeded(_dense_forward(1, 7, 2), 11)),
+        "network_head": CaseSpec("the network's head, A (6, 128), W (128, 10)", **_seeded(_dense_forward(6, 128, 10), 12)),
+    },
+    "dense_backward": {
+        "canonical": CaseSpec("A (4, 5), W (5, 3), dZ (4, 3)", **_seeded(_dense_backward(4, 5, 3), 13), visible=True),
+        "square": CaseSpec("a square W (4, 4), where a transposed dW has the right shape",
+                           **_seeded(_dense_backward(3, 4, 4), 14)),
+        "batch1": CaseSpec("a batch of one, A (1, 6), W (6, 2)", **_seeded(_dense_backward(1, 6, 2), 15)),
+    },
+    "softmax_cross_entropy": {
+        "canonical": CaseSpec("logits (5, 10) = randn, labels 0-9", **_seeded(_softmax(5, 10), 16), visible=True),
+        "large_logits": CaseSpec("large logits, about 1000 (np.exp overflows above 709)",
+                                 **_seeded(_softmax(3, 10, 50.0, 1000.0), 17), visible=True),
+        "very_negative": CaseSpec("logits about -1000 (np.exp underflows to 0)", **_seeded(_softmax(4, 10, 50.0, -1000.0), 18)),
+        "two_classes": CaseSpec("two classes, a batch of 6", **_seeded(_softmax(6, 2, 3.0), 19)),
+        "batch1": CaseSpec("a batch of one", **_seeded(_softmax(1, 10, 2.0), 20)),
+    },
+    "cnn_forward": {
+        "canonical": CaseSpec("X (2, 8, 8, 1) in [0, 1], random params of the network's shapes",
+                              **_seeded(_cnn_forward(2), 21), visible=True),
+        "batch1": CaseSpec("a batch of one", **_seeded(_cnn_forward(1), 22)),
+        "batch5": CaseSpec("a batch of five", **_seeded(_cnn_forward(5), 23)),
+    },
+    "cnn_backward": {
+        "canonical": CaseSpec("dlogits (2, 10) and the caches of cnn_forward on X (2, 8, 8, 1)",
+                              **_seeded(_cnn_backward(2), 24), visible=True),
+        "batch1": CaseSpec("a batch of one", **_seeded(_cnn_backward(1), 25)),
+        "batch3": CaseSpec("a batch of three", **_seeded(_cnn_backward(3), 26)),
+    },
+    "sgd_momentum_step": {
+        "canonical": CaseSpec("three parameters, learning_rate 0.1, beta 0.9, a velocity from earlier steps",
+                              **_seeded(_sgd(0.1, 0.9), 27), visible=True),
+        "first_step": CaseSpec("the first step: the velocity is 0", **_seeded(_sgd(0.05, 0.9, True), 28)),
+        "no_momentum": CaseSpec("beta 0: plain SGD", **_seeded(_sgd(0.2, 0.0), 29)),
+    },
+    "train_cnn": {
+        "first_steps": CaseSpec("2 epochs over 64 training digits, batches of 16 (8 steps): the loss falls",
+                                **_seeded(_train_steps(64, 2, 16), 30), visible=True),
+        "uneven_batches": CaseSpec("1 epoch over 50 digits, batches of 16: the last batch has 2",
+                                   **_seeded(_train_steps(50, 1, 16), 31)),
+        "full_training": CaseSpec(f"the pinned training run (helpers.network.TRAINING) reaches "
+                                  f"{ACCURACY_THRESHOLD:.0%} test accuracy", lambda ref: training_args(),
+                                  rule=_accuracy_rule),
+    },
 }
 
 # Outputs that are checked against the inputs rather than stored (the caches).
-NOT_STORED = {"cache"}
+NOT_STORED = {"cache", "caches"}

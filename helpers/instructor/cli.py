@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dir", default=str(ROOT / "demo"))
     s.add_argument("--jobs", "-j", type=int, default=None)
     s.add_argument("--cell-timeout", type=int, default=10)
-    s.add_argument("--budget", type=int, default=40)
+    s.add_argument("--budget", type=int, default=90)
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("refdata", help="rewrite data/reference_outputs.h5 from the source notebooks of --root")

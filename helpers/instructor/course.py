@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECK_CALL = re.compile(r"check_(?:function|case)\(\s*\w+\s*,\s*['\"](\w+)['\"]")
+CHECK_CALL = re.compile(r"check_(?:function|case|accuracy)\(\s*\w+\s*,\s*['\"](\w+)['\"]")
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,9 @@ class Assignment:
     title: str
     functions: tuple[str, ...]
     root: Path = ROOT
+    # test cell grade_id -> seconds: a longer timeout that the source notebook declares for one of its own test
+    # cells (cell metadata {"cnn_course": {"timeout": s}}), honoured by the grader in the kernel and out of it
+    timeouts: tuple[tuple[str, int], ...] = ()
 
     @property
     def source(self) -> Path:
@@ -40,7 +43,7 @@ def _read_assignment(folder: Path, root: Path) -> Assignment | None:
     if len(notebooks) != 1:
         return None
     nb = json.loads(notebooks[0].read_text(encoding="utf-8"))
-    title, defined, checked = folder.name, [], set()
+    title, defined, checked, timeouts = folder.name, [], set(), []
     for cell in nb.get("cells", []):
         source = "".join(cell.get("source", []))
         meta = cell.get("metadata", {}).get("nbgrader", {})
@@ -57,8 +60,11 @@ def _read_assignment(folder: Path, root: Path) -> Assignment | None:
                 pass
         elif meta.get("grade"):
             checked |= set(CHECK_CALL.findall(source))
+            declared = (cell.get("metadata", {}).get("cnn_course") or {}).get("timeout")
+            if isinstance(declared, int) and not isinstance(declared, bool) and declared > 0 and meta.get("grade_id"):
+                timeouts.append((meta["grade_id"], declared))
     functions = tuple(dict.fromkeys(f for f in defined if f in checked))
-    return Assignment(folder.name, notebooks[0].stem, title, functions, root)
+    return Assignment(folder.name, notebooks[0].stem, title, functions, root, tuple(timeouts))
 
 
 @lru_cache(maxsize=8)

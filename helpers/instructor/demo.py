@@ -6,7 +6,7 @@ the reference solutions from the source notebooks, then applies one classic mist
 =============  ==========================================================================
 student        what they hand in
 =============  ==========================================================================
-alice          everything right, all eight notebooks
+alice          everything right, every notebook
 ben            a forgotten stride in conv_forward (03) and in pool_forward (05)
 cara           a forgotten bias in conv_single_step (02), conv_forward (03) and conv_param_count (03)
 dev            conv_forward (03) slices the unpadded input
@@ -15,6 +15,7 @@ finn           backward passes that ignore the stride: conv_backward (04), pool_
 gus            01 with its notebook missing, and 02 right
 hana           01 as a corrupt (unreadable) file
 ivan           07 with a relu that hangs forever
+jack           10 with a sign error in the SGD step: the network does not train
 =============  ==========================================================================
 """
 from __future__ import annotations
@@ -47,6 +48,8 @@ MISTAKES: dict[str, dict[str, list[tuple[str, str]]]] = {
              "06_pool_backward": [("pool_backward", "vert_start = h * stride", "vert_start = h"),
                                   ("pool_backward", "horiz_start = w * stride", "horiz_start = w")]},
     "ivan": {"07_relu": [("relu", "A = np.maximum(0.0, Z)", "while True:\n        pass")]},
+    "jack": {"10_digits_cnn": [("sgd_momentum_step", "new_params[k] = params[k] - learning_rate * new_velocity[k]",
+                                "new_params[k] = params[k] + learning_rate * new_velocity[k]")]},
 }
 CORRECT = {"alice": [a.id for a in ASSIGNMENTS], "gus": ["02_conv_single_step"]}
 MISSING = {"gus": ["01_zero_padding"]}
@@ -143,7 +146,7 @@ def _refuse_a_real_class(db_url: str) -> None:
 
 
 def run_demo(course_root: Path | str | None = None, jobs: int | None = None, db_url: str | None = None,
-             cell_timeout: int = 10, budget: int = 40, stream=None, fresh: bool = True) -> dict:
+             cell_timeout: int = 10, budget: int = 90, stream=None, fresh: bool = True) -> dict:
     """Release, build the class, autograde, feedback, export and report. Returns the paths written."""
     from . import autograde as ag
     from .feedback import feedback_overrides

@@ -55,6 +55,8 @@ def compute_cases(ref: dict) -> dict:
     for func, cases in CASES.items():
         out[func] = {}
         for case_name, spec in cases.items():
+            if not spec.stored:         # judged by a rule at grading time (the pinned training run)
+                continue
             args = spec.build(ref)
             out[func][case_name] = (spec, args, expected(ref, func, args))
     return out

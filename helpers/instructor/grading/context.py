@@ -25,6 +25,9 @@ class SubmissionContext:
     result: SubmissionResult = field(default_factory=SubmissionResult)
     seed: int | None = None                   # of the out-of-kernel check's fresh inputs
     dangerous: set = field(default_factory=set)     # functions that hung or crashed out of the kernel
+    # test cell grade_id -> seconds, declared by the source notebook (trusted: read by the grader, never from
+    # the submission); such a cell may run longer than the cell timeout, within the budget
+    timeouts: dict = field(default_factory=dict)
     kernel: Any = None                        # a kernel manager whose kernel is already booting
 
     def take_kernel(self):
@@ -40,6 +43,11 @@ class SubmissionContext:
     def time_left(self) -> float:
         return self.deadline - time.monotonic()
 
-    def cell_timeout(self) -> int:
-        """The timeout of the next cell: the cell timeout, or what is left of the budget."""
-        return max(1, int(min(self.options.cell_timeout, self.time_left())))
+    def cell_timeout(self, cell=None) -> int:
+        """The timeout of the next cell: the cell timeout (or the longer one the source notebook declares for
+        that test cell), or what is left of the budget."""
+        limit = self.options.cell_timeout
+        if cell is not None:
+            gid = (cell.get("metadata", {}).get("nbgrader") or {}).get("grade_id")
+            limit = max(limit, self.timeouts.get(gid, 0))
+        return max(1, int(min(limit, self.time_left())))

@@ -103,7 +103,8 @@ class Worker:
         if upcoming is not None:
             self.prepare(upcoming)
         ctx = SubmissionContext(task.student, task.assignment, self.options, box, functions=a.functions,
-                                reference=self.reference, deadline=t0 + self.options.budget, kernel=kernel)
+                                reference=self.reference, deadline=t0 + self.options.budget, kernel=kernel,
+                                timeouts=dict(a.timeouts))
         pipeline.set_context(self.api.config, ctx)
         before = grades_snapshot(self.config, task)
         try:

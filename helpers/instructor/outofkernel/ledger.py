@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .fresh import fresh_args
-from .judge import expected
+from .judge import expected_for
 from .plan import Plan
 from .verdict import Verdict
 
@@ -25,7 +25,7 @@ class Ledger:
             for k, c in enumerate(names):
                 try:
                     self.inputs[(f, k)] = fresh_args(f, c, reference, rng)
-                    self.want[(f, k)] = expected(reference, f, self.inputs[(f, k)])
+                    self.want[(f, k)] = expected_for(reference, f, c, self.inputs[(f, k)])
                 except Exception as exc:
                     self.done[(f, k)] = Verdict(f, "infra", f"the grader could not prepare case {c}: "
                                                             f"{type(exc).__name__}: {exc}"[:300], c)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ..regions import nbgrader_meta
 
-CHECK_CALLS = {"check_function", "check_case", "check_not_mutated"}
+CHECK_CALLS = {"check_function", "check_case", "check_not_mutated", "check_accuracy"}
 
 
 def visible_cases(func: str) -> list[str]:

@@ -39,7 +39,8 @@ def _parse(line):
     return obj if type(obj) is dict else None
 
 
-def _run(check: Ledger, box, cell_timeout: float, startup_timeout: float, deadline: float, first: bool) -> bool:
+def _run(check: Ledger, box, cell_timeout: float, startup_timeout: float, deadline: float, first: bool,
+         call_timeouts: dict | None = None) -> bool:
     """One child from the start of the plan; False if it did not start (then everything left is decided)."""
     def no_start(why: str) -> bool:
         check.give_up("infra" if first else "crashed",
@@ -87,7 +88,8 @@ def _run(check: Ledger, box, cell_timeout: float, startup_timeout: float, deadli
                 for _, k in check.todo(f):
                     seq += 1
                     link.send({"op": "call", "seq": seq, "function": f, "args": encode(check.inputs[(f, k)])})
-                    reply = _parse(link.receive(min(deadline, time.monotonic() + cell_timeout)))
+                    limit = max(cell_timeout, (call_timeouts or {}).get((f, check.cases[f][k]), 0))
+                    reply = _parse(link.receive(min(deadline, time.monotonic() + limit)))
                     if reply in ("timeout", "eof"):
                         check.decide(f, k, "timeout" if reply == "timeout" else "crashed", onward=True)
                         return True
@@ -101,16 +103,22 @@ def _run(check: Ledger, box, cell_timeout: float, startup_timeout: float, deadli
 
 
 def evaluate(plan: Plan, box, reference: dict, *, cell_timeout: float = 30, deadline: float | None = None,
-             seed: int | None = None, startup_timeout: float = 120) -> dict:
+             seed: int | None = None, startup_timeout: float = 120, timeouts: dict | None = None) -> dict:
     """Run ``plan`` in ``box`` (``box.spawn`` starts a command in a fresh sandbox); return ``{test cell
     grade_id: Verdict}`` for every test cell that checks a graded function, each judged on fresh
-    inputs shaped like its own cases. ``deadline`` is a ``time.monotonic()`` value."""
+    inputs shaped like its own cases. ``deadline`` is a ``time.monotonic()`` value. ``timeouts``
+    (test cell grade_id -> seconds, declared by the source notebook) lets the calls of that cell's
+    cases run longer than ``cell_timeout``."""
     deadline = deadline if deadline is not None else time.monotonic() + 3600
+    call_timeouts = {}
+    for gid, seconds in (timeouts or {}).items():
+        for pair in plan.test_cases.get(gid, ()):
+            call_timeouts[pair] = max(seconds, call_timeouts.get(pair, 0))
     check = Ledger(plan, reference, np.random.default_rng(seed))
     started, runs, max_runs = False, 0, len(plan.steps) + len(check.todo()) + 2
     while check.todo() and runs < max_runs and time.monotonic() < deadline:
         runs += 1
-        if not _run(check, box, cell_timeout, startup_timeout, deadline, first=not started):
+        if not _run(check, box, cell_timeout, startup_timeout, deadline, first=not started, call_timeouts=call_timeouts):
             break
         started = True
     if not started:

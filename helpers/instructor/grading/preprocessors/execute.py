@@ -66,7 +66,7 @@ class SandboxedExecute(OutputCap, UsesContext, Execute):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.timeout_func = lambda cell: self.ctx().cell_timeout()
+        self.timeout_func = lambda cell: self.ctx().cell_timeout(cell)
 
     # ---------------------------------------------------------------- the kernel
     def create_kernel_manager(self):

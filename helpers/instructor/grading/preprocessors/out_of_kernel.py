@@ -21,7 +21,7 @@ class CheckOutOfKernel(UsesContext, NbGraderPreprocessor):
         t0 = time.monotonic()
         plan = outofkernel.Plan.from_notebook(nb, ctx.functions)
         verdicts = outofkernel.evaluate(plan, ctx.box, ctx.reference, cell_timeout=ctx.options.cell_timeout,
-                                        deadline=ctx.deadline, seed=ctx.seed)
+                                        deadline=ctx.deadline, seed=ctx.seed, timeouts=ctx.timeouts)
         ctx.box.end_processes()   # nothing the check left behind may count against the kernel
         ctx.result.verdicts = {gid: v.__dict__ for gid, v in verdicts.items()}
         ctx.dangerous = {v.function for v in verdicts.values() if v.status in ("timeout", "crashed")}
