@@ -62,6 +62,11 @@ def gemm_peak(n: int = 1024, repeat: int = 5) -> float:
     return 2 * n ** 3 / best_time(lambda: X @ Y, repeat=repeat) / 1e9
 
 
+def _times(ratio: float) -> str:
+    """A speed-up as a learner reads it: 1,234x, 12.3x, 0.45x."""
+    return f"{ratio:8,.0f}x" if ratio >= 100 else f"{ratio:8.3g}x"
+
+
 @demonstration
 def race(contestants: dict, A_prev: np.ndarray, W: np.ndarray, b: np.ndarray, hparameters: dict, *,
          repeat: int = 5, seed: int = 0) -> dict:
@@ -71,7 +76,8 @@ def race(contestants: dict, A_prev: np.ndarray, W: np.ndarray, b: np.ndarray, hp
     ``conv_forward`` and ``conv_backward``. Each forward runs on ``(A_prev, W, b, hparameters)``,
     each backward on one fixed random ``dZ`` and the cache its own forward returned. Returns
     ``{name: {"forward": seconds, "backward": seconds}}`` (best of ``repeat`` runs; a run slower than
-    2 s is not repeated), and prints the times and the speed-up over the first contestant. Raises
+    2 s is not repeated), and prints the times and the speed-up over the first contestant. A cache is handed from a contestant's
+    forward to its own backward untouched, so it may hold more than the course's cache. Raises
     ``AssertionError`` if a contestant's Z or gradients differ from the first one's.
     """
     A_prev = require_array("race", "A_prev", A_prev, ndim=4)
@@ -100,6 +106,6 @@ def race(contestants: dict, A_prev: np.ndarray, W: np.ndarray, b: np.ndarray, hp
     print(f"layer: A_prev {A_prev.shape}, W {W.shape}, {hparameters}; forward {flops / 1e6:.1f} MFLOP, backward "
           f"{2 * flops / 1e6:.1f} MFLOP")
     for name, t in results.items():
-        print(f"  {name:<24} forward {t['forward'] * 1e3:10.2f} ms ({base['forward'] / t['forward']:8.0f}x)   "
-              f"backward {t['backward'] * 1e3:10.2f} ms ({base['backward'] / t['backward']:8.0f}x)")
+        print(f"  {name:<24} forward {t['forward'] * 1e3:10.2f} ms ({_times(base['forward'] / t['forward'])})   "
+              f"backward {t['backward'] * 1e3:10.2f} ms ({_times(base['backward'] / t['backward'])})")
     return results
