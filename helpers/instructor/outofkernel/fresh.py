@@ -28,7 +28,10 @@ def freshen(value, rng: np.random.Generator, is_value: bool = False, whole: bool
     if isinstance(value, np.ndarray):
         if whole and value.dtype.kind == "f" and value.size and np.array_equal(value, np.round(value)):
             lo, hi = int(value.min()), int(value.max())
-            return rng.integers(lo, hi + 1, size=value.shape).astype(value.dtype)
+            choices = [k for k in range(lo, hi + 1) if k != 0] or [1]
+            new = rng.choice(choices, size=value.shape).astype(value.dtype)
+            new[value == 0] = 0.0                     # exact zeros stay where the case has them
+            return new
         if value.dtype == bool:
             return rng.random(value.shape) < 0.5
         if value.size == 0:
