@@ -41,6 +41,10 @@ FULL = {  # points of every test cell, in the notebooks' order
     "08_sobel": {"test_to_grayscale_canonical": 2, "test_to_grayscale_hidden": 3, "test_sobel_kernels": 2,
                  "test_filter2d_canonical": 2, "test_filter2d_hidden": 3, "test_sobel_edges_canonical": 2,
                  "test_sobel_edges_hidden": 3},
+    "09_fast_layers": {"test_conv_forward_fast_canonical": 2, "test_conv_forward_fast_hidden": 3,
+                       "test_conv_backward_fast_canonical": 2, "test_conv_backward_fast_hidden": 3,
+                       "test_pool_forward_fast_canonical": 2, "test_pool_forward_fast_hidden": 3,
+                       "test_pool_backward_fast_canonical": 2, "test_pool_backward_fast_hidden": 3},
 }
 
 
@@ -50,7 +54,8 @@ def zero(a):
 
 def expected_scores() -> dict:
     """What each synthetic student must score on each test cell, reasoned from their mistake."""
-    exp = {s: {a: zero(a) for a in FULL} for s in ("alice", "ben", "cara", "dev", "eve", "finn", "gus", "hana", "ivan")}
+    exp = {s: {a: zero(a) for a in FULL}
+           for s in ("alice", "ben", "cara", "dev", "eve", "finn", "gus", "hana", "ivan", "jay")}
     exp["alice"] = {a: dict(FULL[a]) for a in FULL}
     # ben: no stride in conv_forward and pool_forward: both canonical cases use stride 2, both hidden cells stride 3
     # cara: no bias in conv_single_step and conv_forward: every case has a non-zero bias
@@ -68,6 +73,10 @@ def expected_scores() -> dict:
     exp["gus"]["02_conv_single_step"] = dict(FULL["02_conv_single_step"])
     # ivan: relu hangs: its cells time out; relu_backward still earns its points
     exp["ivan"]["07_relu"].update(test_relu_backward_canonical=2, test_relu_backward_hidden=3)
+    # jay: conv_forward_fast without the stride: its canonical case (stride 2) and its hidden cell (stride 3,
+    # stride 2 with the floor) fail; conv_backward_fast and both pooling layers build their own views: full points
+    exp["jay"]["09_fast_layers"] = dict(FULL["09_fast_layers"], test_conv_forward_fast_canonical=0,
+                                        test_conv_forward_fast_hidden=0)
     return exp
 
 

@@ -6,7 +6,7 @@ the reference solutions from the source notebooks, then applies one classic mist
 =============  ==========================================================================
 student        what they hand in
 =============  ==========================================================================
-alice          everything right, all eight notebooks
+alice          everything right, every notebook
 ben            a forgotten stride in conv_forward (03) and in pool_forward (05)
 cara           a forgotten bias in conv_single_step (02) and conv_forward (03)
 dev            conv_forward (03) slices the unpadded input
@@ -15,6 +15,7 @@ finn           backward passes that ignore the stride: conv_backward (04), pool_
 gus            01 with its notebook missing, and 02 right
 hana           01 as a corrupt (unreadable) file
 ivan           07 with a relu that hangs forever
+jay            conv_forward_fast (09) without the stride: the windows view is not strided
 =============  ==========================================================================
 """
 from __future__ import annotations
@@ -45,6 +46,7 @@ MISTAKES: dict[str, dict[str, list[tuple[str, str]]]] = {
              "06_pool_backward": [("pool_backward", "vert_start = h * stride", "vert_start = h"),
                                   ("pool_backward", "horiz_start = w * stride", "horiz_start = w")]},
     "ivan": {"07_relu": [("relu", "A = np.maximum(0.0, Z)", "while True:\n        pass")]},
+    "jay": {"09_fast_layers": [("conv_forward_fast", "axis=(1, 2))[:, ::stride, ::stride]", "axis=(1, 2))")]},
 }
 CORRECT = {"alice": [a.id for a in ASSIGNMENTS], "gus": ["02_conv_single_step"]}
 MISSING = {"gus": ["01_zero_padding"]}
