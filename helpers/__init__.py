@@ -11,13 +11,13 @@ Learner-facing modules (imported by every notebook):
 The instructor tools live in :mod:`helpers.instructor` (console script ``cnn-course``).
 Nothing in this package implements a graded function.
 """
-from .checks import check_case, check_equal, check_function, check_not_mutated, show_expected
+from .checks import check_case, check_equal, check_function, check_loops, check_not_mutated, show_expected
 from .data import load_case, load_photo, photo_batch, vertical_line_image
 from .gradcheck import (check_activation_gradient, check_conv_gradients, check_gradient, check_layer_gradients,
                         check_pool_gradients, numerical_gradient, relative_error)
 
 __all__ = [
-    "check_case", "check_equal", "check_function", "check_not_mutated", "show_expected",
+    "check_case", "check_equal", "check_function", "check_loops", "check_not_mutated", "show_expected",
     "load_case", "load_photo", "photo_batch", "vertical_line_image",
     "check_activation_gradient", "check_conv_gradients", "check_gradient", "check_layer_gradients",
     "check_pool_gradients", "numerical_gradient", "relative_error",

@@ -20,6 +20,7 @@ an array, and computes only wrong answers.
 """
 from __future__ import annotations
 
+import ast
 import copy
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
@@ -773,3 +774,63 @@ def show_expected(func: str, case: str = "canonical", index: Sequence | None = N
     for name, value in c.outputs.items():
         shown = value[tuple(index)] if index is not None and np.ndim(value) else value
         print(f"{name}{'' if index is None else list(index)} =\n{np.array2string(np.asarray(shown), precision=8)}")
+
+
+# --------------------------------------------------------------------------- loops (notebook 09)
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def _offset_loop(node) -> bool:
+    """``for <name> in range(f):``, a loop over one of the f x f offsets of a window."""
+    it = node.iter
+    return (isinstance(node.target, ast.Name) and isinstance(it, ast.Call) and isinstance(it.func, ast.Name)
+            and it.func.id == "range" and len(it.args) == 1 and not it.keywords
+            and isinstance(it.args[0], ast.Name) and it.args[0].id == "f")
+
+
+def check_loops(fn: Callable) -> None:
+    """Assert that the only Python loops of ``fn`` run over the f x f offsets of a window.
+
+    Reads the function's source (its syntax tree; nothing is run or timed). Allowed: at most two nested
+    ``for u in range(f):`` loops. Refused, with the line: any other ``for``, any ``while``, and
+    comprehensions (a loop in one line). A stub that still raises ``NotImplementedError`` raises it
+    again. Introduced in notebook 09, "No loop left".
+    """
+    import inspect
+    import textwrap
+
+    name = getattr(fn, "__name__", "function")
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError) as exc:
+        raise ValueError(f"check_loops: cannot read the source of {name} ({exc}); define it in a cell with def") from exc
+    tree = ast.parse(source)
+    if any(isinstance(n, ast.Raise) and "NotImplementedError" in ast.unparse(n) for n in ast.walk(tree)):
+        raise NotImplementedError(f"{name} still raises NotImplementedError: write it first")
+    problems = []
+
+    def visit(node, depth):
+        for child in ast.iter_child_nodes(node):
+            line = child.lineno if hasattr(child, "lineno") else None
+            text = ast.get_source_segment(source, child).split("\n")[0] if line else ""
+            if isinstance(child, (ast.For, ast.AsyncFor)):
+                if not _offset_loop(child):
+                    problems.append(f"line {line}: `{text.strip()}` is a loop over something else than an offset "
+                                    "(only `for u in range(f):` and `for v in range(f):` are allowed)")
+                elif depth >= 2:
+                    problems.append(f"line {line}: `{text.strip()}` is a third loop over range(f); a window has only "
+                                    "two offsets, u and v")
+                visit(child, depth + 1)
+                continue
+            if isinstance(child, ast.While):
+                problems.append(f"line {line}: `{text.strip()}` is a while loop")
+            elif isinstance(child, _COMPREHENSIONS):
+                problems.append(f"line {line}: `{text.strip()}` holds a comprehension, a Python loop in one line")
+            visit(child, depth)
+
+    visit(tree, 0)
+    if problems:
+        raise AssertionError(f"{name} has Python loops that the fast layers do without:\n  " + "\n  ".join(problems)
+                             + "\nLet the windows view and whole-array operations do the work. "
+                               "Where to look: notebook 09, 'The backward pass, fast' and 'Pooling, fast'.")
+    print(f"\u2714 {name}: no Python loop but the f x f offsets.")
