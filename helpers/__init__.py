@@ -6,7 +6,8 @@ Learner-facing modules (imported by every notebook):
   expected, what was given, and where in the lesson to look;
 - :mod:`helpers.plots`: figures drawn from real arrays;
 - :mod:`helpers.data`: the photograph (Pillow) and the reference cases (HDF5, h5py);
-- :mod:`helpers.gradcheck`: numerical gradient checking with a pass/fail threshold.
+- :mod:`helpers.gradcheck`: numerical gradient checking with a pass/fail threshold;
+- :mod:`helpers.speed`: FLOP counts, best-of timings and the GEMM peak, for notebook 09's race.
 
 The instructor tools live in :mod:`helpers.instructor` (console script ``cnn-course``).
 Nothing in this package implements a graded function.
