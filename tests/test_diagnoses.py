@@ -347,8 +347,8 @@ def test_fast_pool_with_a_forgotten_stride_is_named():
 
 
 def test_a_scatter_that_assigns_instead_of_adding_is_named_for_conv():
-    wrong = variant("conv_backward_fast", ("dA_prev_pad[:, rows, cols, :] += dcolumns",
-                                           "dA_prev_pad[:, rows, cols, :] = dcolumns"))
+    wrong = variant("conv_backward_fast", ("dA_prev_pad[:, :, rows, cols] += dcolumns",
+                                           "dA_prev_pad[:, :, rows, cols] = dcolumns"))
     passes(wrong, "conv_backward_fast", "canonical")               # f = stride = 2: no overlap, nothing lost
     msg = visible_failure(wrong, "conv_backward_fast")
     assert "case 'pad0'" in msg and "dA_prev has the right shape (2, 4, 4, 3) but wrong values" in msg
