@@ -20,6 +20,7 @@ an array, and computes only wrong answers.
 """
 from __future__ import annotations
 
+import ast
 import copy
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
@@ -272,6 +273,100 @@ def _diagnose_pool_backward(fn, args, got, case) -> str | None:
     return None
 
 
+# Notebook 09's fast layers make their own mistakes: a windows view that was not strided, a
+# scatter-add over the f x f offsets that assigns (=) instead of adding (+=), an average not divided.
+def _offset_rows(u: int, stride: int, n: int) -> slice:
+    """The rows (or columns) of the padded input that offset u of the windows touches, one per output."""
+    return slice(u, u + stride * (n - 1) + 1, stride)
+
+
+def _assigned_not_added(shape, f: int, stride: int, n_H: int, n_W: int, share) -> np.ndarray:
+    """What a scatter over the f x f offsets gives when it assigns each offset's share instead of adding
+    it: where windows overlap, only the last offset written survives. ``share(u, v)`` is that offset's
+    array of shape (m, n_H, n_W, n_C). A wrong answer, computed only to name the mistake."""
+    wrong = np.zeros(shape)
+    for u in range(f):
+        for v in range(f):
+            wrong[:, _offset_rows(u, stride, n_H), _offset_rows(v, stride, n_W), :] = share(u, v)
+    return wrong
+
+
+def _diagnose_conv_forward_fast(fn, args, got, case) -> str | None:
+    A_prev, W, b, hp = args
+    Z, Zexp = got.get("Z"), case.outputs["Z"]
+    if not isinstance(Z, np.ndarray):
+        return None
+    m, nh, nw, _ = A_prev.shape
+    f, n_C = W.shape[0], W.shape[3]
+    pad, s = int(hp["pad"]), int(hp["stride"])
+    n_H, n_W = Zexp.shape[1:3]
+    if s > 1:
+        h1, w1 = nh + 2 * pad - f + 1, nw + 2 * pad - f + 1
+        if Z.shape == (m, h1, w1, n_C):
+            return (f"Z has the shape of a stride-1 output, {(m, h1, w1, n_C)}: the stride was forgotten. "
+                    f"sliding_window_view gives every window at stride 1 ({h1} x {w1} of them here); keep every "
+                    f"stride-th one, windows[:, ::stride, ::stride], which leaves floor(({nh} + 2*{pad} - {f}) / {s}) "
+                    f"+ 1 = {n_H} by {n_W} windows, before the contraction.")
+    return _diagnose_conv_forward(fn, args, got, case)
+
+
+def _diagnose_conv_backward_fast(fn, args, got, case) -> str | None:
+    dZ, (A_prev, W, b, hp) = args
+    dA_prev = got.get("dA_prev")
+    msg = _diagnose_conv_backward(fn, args, got, case)
+    if msg or not isinstance(dA_prev, np.ndarray) or dA_prev.shape != A_prev.shape:
+        return msg
+    f, s, pad = W.shape[0], int(hp["stride"]), int(hp["pad"])
+    m, n_H, n_W, _ = dZ.shape
+    if s < f:   # windows overlap: assigning loses all but the last share
+        padded = (m, A_prev.shape[1] + 2 * pad, A_prev.shape[2] + 2 * pad, A_prev.shape[3])
+        wrong = _assigned_not_added(padded, f, s, n_H, n_W, lambda u, v: np.tensordot(dZ, W[u, v], axes=([3], [1])))
+        wrong = wrong[:, pad:pad + A_prev.shape[1], pad:pad + A_prev.shape[2], :]
+        if _close(dA_prev, wrong) and not _close(wrong, case.outputs["dA_prev"]):
+            return (f"dA_prev is what the scatter gives when each offset (u, v) assigns its share (=) instead of "
+                    f"adding it (+=). With f = {f} and stride {s} the windows overlap, so an entry of A_prev lies "
+                    "in several windows and must collect the share of every one: dA_prev_pad[...] += ...")
+    return None
+
+
+def _diagnose_pool_forward_fast(fn, args, got, case) -> str | None:
+    A_prev, hp, mode = args
+    A, Aexp = got.get("A"), case.outputs["A"]
+    if not isinstance(A, np.ndarray):
+        return None
+    m, nh, nw, nc = A_prev.shape
+    f, s = int(hp["f"]), int(hp["stride"])
+    if s > 1 and A.shape == (m, nh - f + 1, nw - f + 1, nc):
+        return (f"A has the shape of a stride-1 output, {(m, nh - f + 1, nw - f + 1, nc)}: the stride was forgotten. "
+                f"Keep every stride-th window of the view, windows[:, ::stride, ::stride], which leaves "
+                f"floor(({nh} - {f}) / {s}) + 1 = {Aexp.shape[1]} by {Aexp.shape[2]} windows.")
+    return _diagnose_pool_forward(fn, args, got, case)
+
+
+def _diagnose_pool_backward_fast(fn, args, got, case) -> str | None:
+    dA, (A_prev, hp), mode = args
+    d, expected = got.get("dA_prev"), case.outputs["dA_prev"]
+    if not isinstance(d, np.ndarray) or d.shape != expected.shape:
+        return None
+    f, s = int(hp["f"]), int(hp["stride"])
+    m, n_H, n_W, _ = dA.shape
+    if mode == "average" and f > 1 and _close(d, expected * (f * f)):
+        return (f"Every entry of dA_prev is exactly f*f = {f * f} times too large: the average of a window is its "
+                f"sum divided by f*f, so each of its f*f entries receives dA / (f*f) = dA / {f * f}, at every offset.")
+    if s < f and mode in ("max", "average"):
+        if mode == "average":
+            wrong = _assigned_not_added(A_prev.shape, f, s, n_H, n_W, lambda u, v: dA / (f * f))
+        else:
+            windows = _windows(np.asarray(A_prev, dtype=np.float64), f)[:, ::s, ::s][:, :n_H, :n_W]
+            mask = windows == windows.max(axis=(-2, -1), keepdims=True)
+            wrong = _assigned_not_added(A_prev.shape, f, s, n_H, n_W, lambda u, v: mask[..., u, v] * dA)
+        if _close(d, wrong) and not _close(wrong, expected):
+            return (f"dA_prev is what the scatter gives when each offset (u, v) assigns its share (=) instead of "
+                    f"adding it (+=). With f = {f} and stride {s} the windows overlap, so an entry of A_prev lies "
+                    "in several windows and must collect the share of every one: dA_prev[...] += ...")
+    return None
+
+
 def _diagnose_filter2d(fn, args, got, case) -> str | None:
     image, kernel = args
     out, expected = got.get("out"), case.outputs["out"]
@@ -517,6 +612,33 @@ SPECS: dict[str, Spec] = {
         {"dA_prev": "The window corners must use the stride (vert_start = h * stride), and gradients from "
                     "overlapping windows are added (+=), not assigned."},
         diagnose=_diagnose_pool_backward),
+    "conv_forward_fast": Spec(
+        ("A_prev", "W", "b", "hparameters"), ("Z", "cache"), "notebook 09, 'Windows as a view' and 'im2col'",
+        _conv_shape_note,
+        {"Z": "Pad once, take the view sliding_window_view(A_prev_pad, (f, f), axis=(1, 2)), keep every "
+              "stride-th window ([:, ::stride, ::stride]), contract it with W over (u, v, k), then add b."},
+        diagnose=_diagnose_conv_forward_fast),
+    "conv_backward_fast": Spec(
+        ("dZ", "cache"), ("dA_prev", "dW", "db"), "notebook 09, 'The backward pass, fast'", _backward_note,
+        {"dA_prev": "For each offset (u, v), add dZ contracted with W[u, v] into dA_prev_pad at rows "
+                    "u, u + stride, ... and columns v, v + stride, ... (+=, not =), then cut the padding off with "
+                    "explicit ends.",
+         "dW": "dW contracts the strided windows view of the padded input with dZ over (i, h, w), then its axes "
+               "go back to (u, v, k, c).",
+         "db": "db[..., c] is the sum of dZ[..., c] over examples, rows and columns."},
+        diagnose=_diagnose_conv_backward_fast),
+    "pool_forward_fast": Spec(
+        ("A_prev", "hparameters", "mode"), ("A", "cache"), "notebook 09, 'Pooling, fast'", _pool_shape_note,
+        {"A": "Take the view sliding_window_view(A_prev, (f, f), axis=(1, 2))[:, ::stride, ::stride], then its "
+              "max or its mean over the last two axes (the window)."},
+        diagnose=_diagnose_pool_forward_fast),
+    "pool_backward_fast": Spec(
+        ("dA", "cache", "mode"), ("dA_prev",), "notebook 09, 'Pooling, fast'",
+        lambda args: f"the shape of A_prev, {np.shape(args[1][0])}",
+        {"dA_prev": "For each offset (u, v), add the window's share into dA_prev at rows u, u + stride, ... and "
+                    "columns v, v + stride, ... (+=): mask * dA for max (every entry equal to the window's max, as "
+                    "create_mask_from_window marks it), dA / (f*f) for average."},
+        diagnose=_diagnose_pool_backward_fast),
     "relu": Spec(("Z",), ("A",), "notebook 07, 'ReLU forward'", _same_as(0, "Z"),
                  {"A": "A is Z where Z > 0, and 0 elsewhere, entry by entry."}),
     "relu_backward": Spec(
@@ -685,11 +807,12 @@ def _check_scalar(func: str, name: str, got, expected, case: Case, spec: Spec) -
 
 
 def _check_cache(func: str, args: tuple, cache, case: Case, spec: Spec) -> str | None:
-    """conv_forward's cache is (A_prev, W, b, hparameters); pool_forward's is (A_prev, hparameters); dense_forward's
-    is (A, W, b)."""
-    want = args if func in ("conv_forward", "dense_forward") else args[:2]
-    names = {"conv_forward": ("A_prev", "W", "b", "hparameters"), "dense_forward": ("A", "W", "b")}.get(
-        func, ("A_prev", "hparameters"))
+    """conv_forward's cache is (A_prev, W, b, hparameters); pool_forward's is (A_prev, hparameters); the fast
+    versions of notebook 09 keep the same caches; dense_forward's is (A, W, b)."""
+    full = func in ("conv_forward", "conv_forward_fast", "dense_forward")
+    want = args if full else args[:2]
+    names = {"dense_forward": ("A", "W", "b")}.get(
+        func, ("A_prev", "W", "b", "hparameters") if full else ("A_prev", "hparameters"))
     if not isinstance(cache, tuple) or len(cache) != len(want):
         got = f"a tuple of {len(cache)}" if isinstance(cache, tuple) else type(cache).__name__
         return f"cache should be the tuple ({', '.join(names)}); got {got}."
@@ -938,3 +1061,63 @@ def check_accuracy(fn: Callable, func: str = "train_cnn", case: str = "full_trai
     print(f"\u2714 train_cnn: test accuracy {accuracy:.2%} (at least {ACCURACY_THRESHOLD:.0%}) on {len(y_test)} held-out "
           f"digits after {steps} steps, trained in {seconds:.1f} s.")
     return accuracy
+
+
+# --------------------------------------------------------------------------- loops (notebook 09)
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def _offset_loop(node) -> bool:
+    """``for <name> in range(f):``, a loop over one of the f x f offsets of a window."""
+    it = node.iter
+    return (isinstance(node.target, ast.Name) and isinstance(it, ast.Call) and isinstance(it.func, ast.Name)
+            and it.func.id == "range" and len(it.args) == 1 and not it.keywords
+            and isinstance(it.args[0], ast.Name) and it.args[0].id == "f")
+
+
+def check_loops(fn: Callable) -> None:
+    """Assert that the only Python loops of ``fn`` run over the f x f offsets of a window.
+
+    Reads the function's source (its syntax tree; nothing is run or timed). Allowed: at most two nested
+    ``for u in range(f):`` loops. Refused, with the line: any other ``for``, any ``while``, and
+    comprehensions (a loop in one line). A stub that still raises ``NotImplementedError`` raises it
+    again. Introduced in notebook 09, "No loop left".
+    """
+    import inspect
+    import textwrap
+
+    name = getattr(fn, "__name__", "function")
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError) as exc:
+        raise ValueError(f"check_loops: cannot read the source of {name} ({exc}); define it in a cell with def") from exc
+    tree = ast.parse(source)
+    if any(isinstance(n, ast.Raise) and "NotImplementedError" in ast.unparse(n) for n in ast.walk(tree)):
+        raise NotImplementedError(f"{name} still raises NotImplementedError: write it first")
+    problems = []
+
+    def visit(node, depth):
+        for child in ast.iter_child_nodes(node):
+            line = child.lineno if hasattr(child, "lineno") else None
+            text = ast.get_source_segment(source, child).split("\n")[0].split("  #")[0] if line else ""
+            if isinstance(child, (ast.For, ast.AsyncFor)):
+                if not _offset_loop(child):
+                    problems.append(f"line {line}: `{text.strip()}` is a loop over something else than an offset "
+                                    "(only `for u in range(f):` and `for v in range(f):` are allowed)")
+                elif depth >= 2:
+                    problems.append(f"line {line}: `{text.strip()}` is a third loop over range(f); a window has only "
+                                    "two offsets, u and v")
+                visit(child, depth + 1)
+                continue
+            if isinstance(child, ast.While):
+                problems.append(f"line {line}: `{text.strip()}` is a while loop")
+            elif isinstance(child, _COMPREHENSIONS):
+                problems.append(f"line {line}: `{text.strip()}` holds a comprehension, a Python loop in one line")
+            visit(child, depth)
+
+    visit(tree, 0)
+    if problems:
+        raise AssertionError(f"{name} has Python loops that the fast layers do without:\n  " + "\n  ".join(problems)
+                             + "\nLet the windows view and whole-array operations do the work. "
+                               "Where to look: notebook 09, 'The backward pass, fast' and 'Pooling, fast'.")
+    print(f"\u2714 {name}: no Python loop but the f x f offsets.")

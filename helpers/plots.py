@@ -650,3 +650,102 @@ def show_digit_through_network(x, caches, probabilities, max_maps: int = 8):
         axes[r, 0].set_ylabel(f"{maps.shape[0]} x {maps.shape[1]}", fontsize=8)
     fig.suptitle(f"one digit through the network (the first {max_maps} channels of each layer)", fontsize=10)
     return _finish(fig)
+
+
+# --------------------------------------------------------------------------- notebook 09
+_WINDOW_COLORS = ("#e63946", "#2a9d8f", "#e9c46a", "#6a4c93")
+
+
+@demonstration
+def show_im2col(A_prev, W, stride: int = 1, pad: int = 0, example: int = 0, mark: tuple = (0, 1)):
+    """im2col as a picture: every window of one example as a row of a matrix, the filters as the columns
+    of another, and the convolution as their product.
+
+    ``A_prev`` is (m, n_H_prev, n_W_prev, n_C_prev) and ``W`` is (f, f, n_C_prev, n_C). The windows
+    listed in ``mark`` (row numbers of the windows matrix, in reading order) are outlined in the input
+    and coloured in the matrix. The figure builds its matrices with plain loops, one window at a time:
+    it shows the layout, it is not a fast layer.
+    """
+    A_prev = require_array("show_im2col", "A_prev", A_prev, ndim=4, layout="(m, n_H_prev, n_W_prev, n_C_prev)")
+    W = require_array("show_im2col", "W", W, ndim=4, layout="(f, f, n_C_prev, n_C)")
+    stride = require_positive_int("show_im2col", "stride", stride)
+    f, _, n_C_prev, n_C = W.shape
+    if A_prev.shape[3] != n_C_prev:
+        raise ValueError(f"show_im2col: A_prev has {A_prev.shape[3]} channels but W expects n_C_prev = {n_C_prev}")
+    plane = np.pad(A_prev[example], ((pad, pad), (pad, pad), (0, 0)))
+    n_H, n_W = (plane.shape[0] - f) // stride + 1, (plane.shape[1] - f) // stride + 1
+    if n_H * n_W > 36 or f * f * n_C_prev > 36:
+        raise ValueError(f"show_im2col: this picture is for small layers (at most 36 windows of at most 36 entries); "
+                         f"got {n_H * n_W} windows of {f * f * n_C_prev}")
+    rows = []
+    for h in range(n_H):
+        for w in range(n_W):
+            rows.append(plane[h * stride:h * stride + f, w * stride:w * stride + f, :].reshape(-1))
+    cols, Wm = np.array(rows), W.reshape(f * f * n_C_prev, n_C)
+    fig, axes = plt.subplots(1, 4, figsize=(14, 4.8),
+                             gridspec_kw={"width_ratios": [plane.shape[1] + 1, cols.shape[1], n_C + 1, n_C + 1]})
+    _grid(axes[0], plane[..., 0], cmap="Blues", fmt="{:.1f}", fontsize=7,
+          title=f"input {example}, channel 0\n(f = {f}, stride = {stride}, pad = {pad})")
+    _grid(axes[1], cols, cmap="Blues", fmt="{:.1f}", annotate=False,
+          title=f"windows as rows: {n_H * n_W} x {f}*{f}*{n_C_prev}")
+    _grid(axes[2], Wm, cmap="Oranges", annotate=False, title=f"filters as columns:\n{f}*{f}*{n_C_prev} x {n_C}")
+    _grid(axes[3], cols @ Wm, cmap="RdBu_r", annotate=False, title=f"product = Z[{example}]\nreshaped {n_H * n_W} x {n_C}")
+    for k, r in enumerate(mark):
+        if not 0 <= r < n_H * n_W:
+            continue
+        color = _WINDOW_COLORS[k % len(_WINDOW_COLORS)]
+        h, w = divmod(r, n_W)
+        axes[0].add_patch(Rectangle((w * stride - 0.5, h * stride - 0.5), f, f, fill=False, ec=color, lw=3))
+        for ax, width in ((axes[1], cols.shape[1]), (axes[3], n_C)):
+            ax.add_patch(Rectangle((-0.5, r - 0.5), width, 1, fill=False, ec=color, lw=2.5))
+        axes[1].annotate(f"window (h={h}, w={w})", xy=(cols.shape[1] - 0.5, r), xytext=(3, 0),
+                         textcoords="offset points", color=color, fontsize=8, va="center")
+    axes[1].set_xlabel("entries of the window: (u, v, k) in reading order")
+    axes[2].set_xlabel("filter c")
+    fig.suptitle("im2col: Z = (windows as rows) @ (filters as columns), one matrix product for the whole layer")
+    return _finish(fig)
+
+
+@demonstration
+def show_race(results: dict, flops: float, peak: float | None = None, title: str = ""):
+    """The speed race: wall times on a log scale, and the GFLOP/s each contestant reached.
+
+    ``results`` is ``{name: {"forward": seconds, "backward": seconds}}`` (what ``speed.race`` returns),
+    ``flops`` the forward pass's operation count (the backward pass does twice as many), and ``peak``
+    this machine's float64 GEMM rate in GFLOP/s (``speed.gemm_peak()``), drawn as a line.
+    """
+    if not isinstance(results, dict) or not results:
+        raise ValueError("show_race: expected {name: {'forward': seconds, 'backward': seconds}}")
+    for name, t in results.items():
+        if not isinstance(t, dict) or not all(float(t.get(k, 0)) > 0 for k in ("forward", "backward")):
+            raise ValueError(f"show_race: results[{name!r}] must hold positive 'forward' and 'backward' times")
+    names = list(results)
+    y = np.arange(len(names))
+    passes = (("forward", 1.0, "#457b9d"), ("backward", 2.0, "#e76f51"))
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(12, 1.2 + 0.9 * len(names)))
+    for k, (kind, factor, color) in enumerate(passes):
+        times = np.array([results[n][kind] for n in names])
+        rates = factor * flops / times / 1e9
+        for ax, values, unit in ((a0, times * 1e3, " ms"), (a1, rates, "")):
+            bars = ax.barh(y + (k - 0.5) * 0.38, values, height=0.36, color=color, label=kind)
+            for bar, v in zip(bars, values):
+                text = f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+                ax.text(bar.get_width() * 1.08, bar.get_y() + bar.get_height() / 2, text + unit, va="center",
+                        fontsize=8)
+    a0.set_xscale("log")
+    a0.set_xlabel("wall time (ms, log scale): shorter is faster")
+    a1.set_xscale("log")
+    a1.set_xlabel("GFLOP/s reached (log scale)")
+    if peak:
+        a1.axvline(peak, color="black", ls="--", lw=1.2)
+        a1.text(peak, -0.62, f"float64 GEMM peak of this machine: {peak:.3g} GFLOP/s ", fontsize=8, va="bottom",
+                ha="right")
+    for ax in (a0, a1):
+        ax.set_yticks(y)
+        ax.set_yticklabels(names)
+        ax.set_ylim(len(names) - 0.4, -0.75)
+        lo, hi = ax.get_xlim()
+        ax.set_xlim(lo, hi * 8)
+    a0.legend(loc="lower right", fontsize=8)
+    fig.suptitle(title or f"the race: forward {flops / 1e6:.1f} MFLOP, backward {2 * flops / 1e6:.1f} MFLOP")
+    return _finish(fig)

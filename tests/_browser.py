@@ -28,7 +28,7 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 VENV_BIN = Path(sys.executable).parent
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
-# The lessons whose source notebook exists, in course order (all eight once the course is complete).
+# The lessons whose source notebook exists, in course order.
 BUILT = [a for a in ASSIGNMENTS if a.source.exists()]
 
 

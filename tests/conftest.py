@@ -102,6 +102,11 @@ def variant(func: str, *changes: tuple[str, str]):
     for old, new in changes:
         assert old in src, f"test setup: {old!r} not found in the solution of {func}"
         src = src.replace(old, new)
+    import linecache
+
     ns = {"np": np}
-    exec(compile("import numpy as np\n" + src, f"<{func} variant>", "exec"), ns)
+    src = "import numpy as np\n" + src
+    filename = f"<{func} variant>"
+    linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)   # inspect finds it, as in a cell
+    exec(compile(src, filename, "exec"), ns)
     return ns[func]

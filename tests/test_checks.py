@@ -264,3 +264,36 @@ def test_figures_draw_from_arrays():
     fig = plots.show_image_as_matrix(load_photo(), 10, 10, 8)
     texts = [t.get_text() for t in fig.axes[1].texts]
     assert len(texts) == 64 and all(0 <= int(t) <= 255 for t in texts)
+
+
+# ----------------------------------------------------------------- check_loops (notebook 09)
+def test_check_loops_passes_the_fast_references_and_names_every_other_loop(reference, capsys):
+    from helpers.checks import check_loops
+
+    for name in ("conv_forward_fast", "conv_backward_fast", "pool_forward_fast", "pool_backward_fast"):
+        check_loops(variant(name))                            # a function defined from source, as in a cell
+        assert "no Python loop but the f x f offsets" in capsys.readouterr().out
+    with pytest.raises(AssertionError) as err:
+        check_loops(variant("conv_forward"))                  # the loop version of notebook 03
+    msg = str(err.value)
+    assert "`for i in range(m):` is a loop over something else than an offset" in msg
+    assert "`for c in range(n_C):`" in msg and "Where to look: notebook 09" in msg
+    wrong = variant("pool_forward_fast", ("A = np.max(windows, axis=(4, 5))",
+                                          "A = np.array([np.max(w, axis=(3, 4)) for w in windows])"))
+    with pytest.raises(AssertionError, match=r"holds a comprehension, a Python loop in one line"):
+        check_loops(wrong)
+    wrong = variant("pool_backward_fast", ("for v in range(f):", "for v in range(n_W):"))
+    with pytest.raises(AssertionError, match=r"`for v in range\(n_W\):` is a loop over something else"):
+        check_loops(wrong)
+
+
+def test_check_loops_on_a_stub_raises_not_implemented():
+    from helpers.checks import check_loops
+
+    src = "def stub(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
+    ns: dict = {}
+    import linecache
+    linecache.cache["<stub cell>"] = (len(src), None, src.splitlines(True), "<stub cell>")
+    exec(compile(src, "<stub cell>", "exec"), ns)
+    with pytest.raises(NotImplementedError, match="still raises NotImplementedError"):
+        check_loops(ns["stub"])

@@ -430,3 +430,70 @@ def test_check_accuracy_fails_a_network_that_does_not_learn(reference):
     msg = str(err.value)
     assert "expected at least 97%, got" in msg and "450 steps" in msg and "Where to look: notebook 10" in msg, msg
     assert not NUMPY_REPR.search(msg), msg
+
+
+# ----------------------------------------------------------------- notebook 09: the fast layers' own mistakes
+def test_fast_conv_with_a_forgotten_stride_is_named():
+    wrong = variant("conv_forward_fast", ("[:, ::stride, ::stride]", ""))
+    msg = visible_failure(wrong, "conv_forward_fast")
+    assert "case 'canonical'" in msg and "expected shape: (2, 3, 4, 8)" in msg and "got shape:      (2, 5, 7, 8)" in msg
+    assert "Z has the shape of a stride-1 output, (2, 5, 7, 8): the stride was forgotten" in msg
+    assert "keep every stride-th one, windows[:, ::stride, ::stride]" in msg
+    assert "floor((5 + 2*1 - 3) / 2) + 1 = 3 by 4 windows" in msg
+    assert "Where to look: notebook 09" in msg
+    passes(wrong, "conv_forward_fast", "pad0_stride1")             # at stride 1 the stride cannot show
+    assert "the stride was forgotten" in case_failure(wrong, "conv_forward_fast", "stride3_nonsquare")
+
+
+def test_fast_pool_with_a_forgotten_stride_is_named():
+    wrong = variant("pool_forward_fast", ("[:, ::stride, ::stride]", ""))
+    msg = visible_failure(wrong, "pool_forward_fast")
+    assert "case 'canonical_stride2" in msg and "A has the shape of a stride-1 output, (2, 3, 3, 3)" in msg
+    assert "windows[:, ::stride, ::stride]" in msg
+
+
+def test_a_scatter_that_assigns_instead_of_adding_is_named_for_conv():
+    wrong = variant("conv_backward_fast", ("dA_prev_pad[:, :, rows, cols] += dcolumns",
+                                           "dA_prev_pad[:, :, rows, cols] = dcolumns"))
+    passes(wrong, "conv_backward_fast", "canonical")               # f = stride = 2: no overlap, nothing lost
+    msg = visible_failure(wrong, "conv_backward_fast")
+    assert "case 'pad0'" in msg and "dA_prev has the right shape (2, 4, 4, 3) but wrong values" in msg
+    assert "Diagnosis: dA_prev is what the scatter gives when each offset (u, v) assigns its share (=) instead of " \
+           "adding it (+=). With f = 3 and stride 1 the windows overlap" in msg
+    assert "dW has" not in msg and "db has" not in msg              # dW and db are right: only dA_prev is named
+    assert "the scatter gives" in case_failure(wrong, "conv_backward_fast", "stride2_overlap")
+
+
+def test_a_scatter_that_assigns_instead_of_adding_is_named_for_pooling():
+    for mode, old, new in (("max", "dA_prev[:, rows, cols, :] += mask", "dA_prev[:, rows, cols, :] = mask"),
+                           ("average", "dA_prev[:, rows, cols, :] += dA / (f * f)",
+                            "dA_prev[:, rows, cols, :] = dA / (f * f)")):
+        wrong = variant("pool_backward_fast", (old, new))
+        msg = case_failure(wrong, "pool_backward_fast", f"canonical_{mode}")
+        assert "Diagnosis: dA_prev is what the scatter gives when each offset (u, v) assigns its share (=) " \
+               "instead of adding it (+=). With f = 2 and stride 1 the windows overlap" in msg, msg
+        passes(wrong, "pool_backward_fast", "stride3_average" if mode == "average" else "stride3_max")   # no overlap
+
+
+def test_an_average_pool_not_divided_by_f_squared_is_named():
+    wrong = variant("pool_forward_fast", ("np.mean(windows, axis=(4, 5))", "np.sum(windows, axis=(4, 5))"))
+    msg = visible_failure(wrong, "pool_forward_fast")
+    assert "case 'canonical_stride1_average'" in msg
+    assert "Every entry of A is exactly f*f = 9 times too large: you added up the window without dividing" in msg
+    passes(wrong, "pool_forward_fast", "canonical_stride1_max")
+    wrong = variant("pool_backward_fast", ("+= dA / (f * f)", "+= dA"))
+    msg = visible_failure(wrong, "pool_backward_fast")
+    assert "case 'canonical_average'" in msg
+    assert "Every entry of dA_prev is exactly f*f = 4 times too large: the average of a window is its sum divided " \
+           "by f*f, so each of its f*f entries receives dA / (f*f) = dA / 4, at every offset." in msg
+
+
+def test_fast_pool_backward_that_breaks_ties_differently_fails_the_visible_tie_case():
+    # a mask with one winner per window (the first maximum, as argmax picks it): right without ties only
+    wrong = variant("pool_backward_fast", (
+        "mask = windows == np.max(windows, axis=(4, 5), keepdims=True)",
+        "flat = windows.reshape(windows.shape[:4] + (f * f,))\n"
+        "        mask = (np.arange(f * f) == np.argmax(flat, axis=-1)[..., None]).reshape(windows.shape)"))
+    passes(wrong, "pool_backward_fast", "canonical_max")
+    msg = visible_failure(wrong, "pool_backward_fast")
+    assert "case 'ties_max'" in msg and "wrong values" in msg

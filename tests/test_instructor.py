@@ -43,6 +43,10 @@ FULL = {  # points of every test cell, in the notebooks' order
     "08_sobel": {"test_to_grayscale_canonical": 2, "test_to_grayscale_hidden": 3, "test_sobel_kernels": 2,
                  "test_filter2d_canonical": 2, "test_filter2d_hidden": 3, "test_sobel_edges_canonical": 2,
                  "test_sobel_edges_hidden": 3},
+    "09_fast_layers": {"test_conv_forward_fast_canonical": 2, "test_conv_forward_fast_hidden": 3,
+                       "test_conv_backward_fast_canonical": 2, "test_conv_backward_fast_hidden": 3,
+                       "test_pool_forward_fast_canonical": 2, "test_pool_forward_fast_hidden": 3,
+                       "test_pool_backward_fast_canonical": 2, "test_pool_backward_fast_hidden": 3},
     "10_digits_cnn": {"test_dense_forward_canonical": 2, "test_dense_forward_hidden": 3,
                       "test_dense_backward_canonical": 2, "test_dense_backward_hidden": 3,
                       "test_softmax_cross_entropy_canonical": 2, "test_softmax_cross_entropy_hidden": 3,
@@ -61,7 +65,7 @@ def zero(a):
 def expected_scores() -> dict:
     """What each synthetic student must score on each test cell, reasoned from their mistake."""
     exp = {s: {a: zero(a) for a in FULL}
-           for s in ("alice", "ben", "cara", "dev", "eve", "finn", "gus", "hana", "ivan", "jack")}
+           for s in ("alice", "ben", "cara", "dev", "eve", "finn", "gus", "hana", "ivan", "jack", "jay")}
     exp["alice"] = {a: dict(FULL[a]) for a in FULL}
     # ben: no stride in conv_forward and pool_forward: both canonical cases use stride 2, both hidden cells stride 3
     # cara: no bias in conv_single_step, conv_forward and conv_param_count: every case has a non-zero bias, and
@@ -87,6 +91,10 @@ def expected_scores() -> dict:
     # (the gradient check included) keep their points
     exp["jack"]["10_digits_cnn"] = {g: (0 if g.startswith(("test_sgd", "test_train")) else p)
                                     for g, p in FULL["10_digits_cnn"].items()}
+    # jay: conv_forward_fast without the stride: its canonical case (stride 2) and its hidden cell (stride 3,
+    # stride 2 with the floor) fail; conv_backward_fast and both pooling layers build their own views: full points
+    exp["jay"]["09_fast_layers"] = dict(FULL["09_fast_layers"], test_conv_forward_fast_canonical=0,
+                                        test_conv_forward_fast_hidden=0)
     return exp
 
 

@@ -279,6 +279,18 @@ def test_a_parameter_count_crosses_as_an_int_on_fresh_ints_and_is_judged_as_one(
     assert judge("conv_param_count", "canonical", a, want, reply).status == "wrong"
 
 
+@pytest.mark.parametrize("func,case", [(f, c) for f, c in ALL_CASES if c.startswith("ties")])
+def test_fresh_inputs_of_a_ties_case_still_have_ties(func, case, reference):
+    """A fast max pool that breaks ties differently from the loop version must fail on fresh inputs too."""
+    args = ok.fresh_args(func, case, reference, np.random.default_rng(3))
+    A_prev, hp = (args[0], args[1]) if func.startswith("pool_forward") else args[1]
+    windows = np.lib.stride_tricks.sliding_window_view(A_prev, (hp["f"], hp["f"]), axis=(1, 2))
+    windows = windows[:, ::hp["stride"], ::hp["stride"]]
+    ties = (windows == windows.max(axis=(-2, -1), keepdims=True)).sum(axis=(-2, -1)) > 1
+    assert ties.sum() >= 3, f"{func}/{case}: fresh inputs with {ties.sum()} tied windows"
+    assert np.array_equal(A_prev, np.round(A_prev)) and A_prev.min() >= -2 and A_prev.max() <= 2
+
+
 def test_compare_says_what_is_wrong(reference):
     args = ok.fresh_args("relu", "canonical", reference, np.random.default_rng(3))
     want = ok.expected(reference, "relu", args)

@@ -103,3 +103,30 @@ def test_sobel_kernel_orientation():
     step = load_case("filter2d", "sobel_on_step")
     inner = step.outputs["out"][1:-1, 1:-1]
     assert inner.max() > 0 and (inner >= 0).all(), "Kx must respond positively to a dark-to-bright vertical edge"
+
+
+LOOP_VERSION = {"conv_forward_fast": "conv_forward", "conv_backward_fast": "conv_backward",
+                "pool_forward_fast": "pool_forward", "pool_backward_fast": "pool_backward"}
+
+
+@pytest.mark.parametrize("fast", sorted(LOOP_VERSION))
+def test_fast_layers_equal_the_loop_versions_on_every_case(fast, reference):
+    """Notebook 09's stored outputs (from the fast reference solutions) are the loop versions' outputs
+    (notebooks 03 to 06) on every case, the ties of max pooling included: an independent implementation."""
+    from helpers.instructor.outofkernel.judge import expected
+
+    cases = CASES[fast]
+    assert {"ties_max"} <= set(CASES["pool_forward_fast"]) and "ties_overlap_max" in CASES["pool_backward_fast"]
+    for name in cases:
+        c = load_case(fast, name)
+        loop = expected(reference, LOOP_VERSION[fast], c.args)
+        assert set(loop) == set(c.outputs), f"{fast}/{name}: outputs {sorted(c.outputs)}, loop version {sorted(loop)}"
+        for key, value in loop.items():
+            assert value.shape == c.outputs[key].shape and np.allclose(value, c.outputs[key], rtol=1e-12, atol=1e-12), \
+                f"{fast}/{name}: {key} differs from the loop version {LOOP_VERSION[fast]}'s"
+        if name.startswith("ties"):
+            A_prev = c.args[0] if fast == "pool_forward_fast" else c.args[1][0]
+            f = (c.args[1] if fast == "pool_forward_fast" else c.args[1][1])["f"]
+            windows = np.lib.stride_tricks.sliding_window_view(A_prev, (f, f), axis=(1, 2))
+            ties = (windows == windows.max(axis=(-2, -1), keepdims=True)).sum(axis=(-2, -1)) > 1
+            assert ties.sum() >= 5, f"{fast}/{name}: the case should have windows with ties, has {ties.sum()}"

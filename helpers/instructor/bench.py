@@ -11,6 +11,10 @@
 3. Training notebook 10's network with the reference solutions and the graded settings
    (``helpers.network.TRAINING``): the time and the test accuracy, with NumPy's BLAS on one thread
    (as the grading sandbox runs it) and on the default threads, each in a fresh process.
+4. The fast layers of notebook 09 (its reference solutions) against the loop versions of notebooks
+   03 and 04 on the race layer (goals: 1,000x forward, 500x backward), and against PyTorch in float64
+   on a large layer (goal: at least as fast), with one ``einsum`` on the strided view beside them.
+   ``python -m helpers.instructor.bench fast`` runs this part alone.
 """
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ from .course import ROOT, get
 from ..frameworks import HIDE_SITECUSTOMIZE as HIDE_FRAMEWORKS
 from .course import ASSIGNMENTS
 
-BENCH_ASSIGNMENTS = tuple(a.id for a in ASSIGNMENTS)
+#: The autograde workload: notebooks 01 to 08, as the throughput figures were first measured.
+BENCH_ASSIGNMENTS = tuple(a.id for a in ASSIGNMENTS if a.id[:2] <= "08")
 
 
 def notebook_times() -> dict[str, float]:
@@ -195,11 +200,113 @@ def training_time() -> dict[str, dict]:
     return results
 
 
-def main() -> None:
+RACE_LAYER = ((100, 31, 31, 3), (3, 3, 3, 25), {"pad": 1, "stride": 2})
+LARGE_LAYER = ((64, 32, 32, 64), (3, 3, 64, 64), {"pad": 1, "stride": 1})
+
+
+def _layer(shapes, seed=0):
+    import numpy as np
+
+    A_shape, W_shape, hp = shapes
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(A_shape), rng.standard_normal(W_shape), rng.standard_normal((1, 1, 1, W_shape[3])), hp
+
+
+def _torch_contestant():
+    """PyTorch in float64 with the course's contract (NHWC NumPy arrays in and out, views both ways);
+    its backward pass is autograd through the graph its forward pass recorded."""
+    import torch
+    import torch.nn.functional as F
+
+    def forward(A_prev, W, b, hp):
+        x = torch.from_numpy(A_prev).permute(0, 3, 1, 2).requires_grad_(True)
+        w = torch.from_numpy(W).permute(3, 2, 0, 1).requires_grad_(True)
+        bias = torch.from_numpy(b.reshape(-1)).requires_grad_(True)
+        Z = F.conv2d(x, w, bias, stride=hp["stride"], padding=hp["pad"])
+        return Z.detach().permute(0, 2, 3, 1).numpy(), (A_prev, W, b, hp, (Z, x, w, bias))
+
+    def backward(dZ, cache):
+        Z, x, w, bias = cache[4]
+        dx, dw, db = torch.autograd.grad(Z, (x, w, bias), torch.from_numpy(dZ).permute(0, 3, 1, 2), retain_graph=True)
+        return dx.permute(0, 2, 3, 1).numpy(), dw.permute(2, 3, 1, 0).numpy(), db.reshape(1, 1, 1, -1).numpy()
+
+    return forward, backward, f"PyTorch {torch.__version__} float64, {torch.get_num_threads()} threads"
+
+
+def fast_layers() -> dict:
+    """Section 3: the reference fast layers against the loop versions and PyTorch, side by side."""
+    import numpy as np
+
+    from ..speed import best_time, conv_flops, gemm_peak
+    from .refdata import reference_functions
+
+    ref = reference_functions()
+    fast = (ref["conv_forward_fast"], ref["conv_backward_fast"])
+    loops = (ref["conv_forward"], ref["conv_backward"])
+    torch_fb = _torch_contestant() if _frameworks_installed() else None
+    peak = gemm_peak()
+    print(f"\n4. Fast layers (notebook 09's reference solutions); float64 GEMM peak here {peak:.1f} GFLOP/s; "
+          "best of several runs (a loop version: one run)")
+
+    def times(pair, layer, repeat):
+        A, W, b, hp = layer
+        Z, cache = pair[0](A, W, b, hp)
+        dZ = np.random.default_rng(1).standard_normal(np.shape(Z))
+        return (best_time(pair[0], A, W, b, hp, repeat=repeat, budget=20),
+                best_time(pair[1], dZ, cache, repeat=repeat, budget=20))
+
+    figures = {}
+    race = _layer(RACE_LAYER)
+    flops = conv_flops(race[0].shape, race[1].shape, race[3])
+    t_loop, t_fast = times(loops, race, 1), times(fast, race, 20)
+    print(f"  race layer A_prev {RACE_LAYER[0]}, W {RACE_LAYER[1]}, {RACE_LAYER[2]} ({flops / 1e6:.1f} MFLOP forward):")
+    rows = [("loops (03, 04)", t_loop), ("fast (09)", t_fast)]
+    if torch_fb:
+        rows.append((torch_fb[2], times(torch_fb[:2], race, 20)))
+    for name, (tf, tb) in rows:
+        print(f"    {name:<40} forward {tf * 1e3:9.2f} ms ({flops / tf / 1e9:6.2f} GFLOP/s)   "
+              f"backward {tb * 1e3:9.2f} ms ({2 * flops / tb / 1e9:6.2f} GFLOP/s)")
+    ratio_f, ratio_b = t_loop[0] / t_fast[0], t_loop[1] / t_fast[1]
+    print(f"    fast against loops: forward {ratio_f:,.0f}x (goal 1,000x: {'met' if ratio_f >= 1000 else 'NOT met'}), "
+          f"backward {ratio_b:,.0f}x (goal 500x: {'met' if ratio_b >= 500 else 'NOT met'})")
+    figures.update(race_forward_x=ratio_f, race_backward_x=ratio_b)
+
+    large = _layer(LARGE_LAYER)
+    flops = conv_flops(large[0].shape, large[1].shape, large[3])
+    print(f"  large layer A_prev {LARGE_LAYER[0]}, W {LARGE_LAYER[1]}, {LARGE_LAYER[2]} "
+          f"({flops / 1e9:.2f} GFLOP forward):")
+    t_fast = times(fast, large, 3)
+    A, W, b, hp = large
+    P = np.pad(A, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    t_einsum = best_time(lambda: np.einsum("ihwkuv,uvkc->ihwc",
+                                           np.lib.stride_tricks.sliding_window_view(P, (3, 3), axis=(1, 2)), W) + b,
+                         repeat=1)
+    rows = [("fast (09): view, columns, one GEMM", t_fast), ("one einsum on the view (forward only)", (t_einsum, None))]
+    if torch_fb:
+        t_torch = times(torch_fb[:2], large, 3)
+        rows.append((torch_fb[2], t_torch))
+    for name, (tf, tb) in rows:
+        back = f"backward {tb * 1e3:9.1f} ms ({2 * flops / tb / 1e9:6.2f} GFLOP/s)" if tb else ""
+        print(f"    {name:<40} forward {tf * 1e3:9.1f} ms ({flops / tf / 1e9:6.2f} GFLOP/s)   {back}")
+    if torch_fb:
+        print(f"    fast against PyTorch: forward {t_torch[0] / t_fast[0]:.2f}x, backward {t_torch[1] / t_fast[1]:.2f}x "
+              f"(goal: at least 1x forward: {'met' if t_fast[0] <= t_torch[0] else 'NOT met'})")
+        figures.update(large_forward_vs_torch=t_torch[0] / t_fast[0], large_backward_vs_torch=t_torch[1] / t_fast[1])
+    else:
+        print("    PyTorch: not installed (make frameworks), so no comparison")
+    return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     print(f"cores: {os.cpu_count()}\n")
+    if argv == ["fast"]:
+        fast_layers()
+        return
     notebook_times()
     autograde_throughput()
     training_time()
+    fast_layers()
 
 
 if __name__ == "__main__":

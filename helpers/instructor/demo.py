@@ -16,6 +16,7 @@ gus            01 with its notebook missing, and 02 right
 hana           01 as a corrupt (unreadable) file
 ivan           07 with a relu that hangs forever
 jack           10 with a sign error in the SGD step: the network does not train
+jay            conv_forward_fast (09) without the stride: the windows view is not strided
 =============  ==========================================================================
 """
 from __future__ import annotations
@@ -50,6 +51,7 @@ MISTAKES: dict[str, dict[str, list[tuple[str, str]]]] = {
     "ivan": {"07_relu": [("relu", "A = np.maximum(0.0, Z)", "while True:\n        pass")]},
     "jack": {"10_digits_cnn": [("sgd_momentum_step", "new_params[k] = params[k] - learning_rate * new_velocity[k]",
                                 "new_params[k] = params[k] + learning_rate * new_velocity[k]")]},
+    "jay": {"09_fast_layers": [("conv_forward_fast", "axis=(1, 2))[:, ::stride, ::stride]", "axis=(1, 2))")]},
 }
 CORRECT = {"alice": [a.id for a in ASSIGNMENTS], "gus": ["02_conv_single_step"]}
 MISSING = {"gus": ["01_zero_padding"]}

@@ -21,10 +21,23 @@ def fresh_count(value: int, rng: np.random.Generator) -> int:
     return int(rng.integers(1, 2 * max(1, int(value)) + 2))
 
 
-def freshen(value, rng: np.random.Generator, is_value: bool = False):
+def _ties(case: str) -> bool:
+    """A case about ties (``ties_*``): its whole-number float arrays stay whole numbers, so that windows
+    keep having ties for their maximum."""
+    return case.startswith("ties")
+
+
+def freshen(value, rng: np.random.Generator, is_value: bool = False, whole: bool = False):
     """The same structure with new random values: arrays keep their shape, dtype, sign range and
-    exact zeros; integers (pads, shapes) and dicts (hyperparameters) and strings (modes) stay."""
+    exact zeros; integers (pads, shapes) and dicts (hyperparameters) and strings (modes) stay. With
+    ``whole``, a float array of whole numbers is drawn again as whole numbers in the same range."""
     if isinstance(value, np.ndarray):
+        if whole and value.dtype.kind == "f" and value.size and np.array_equal(value, np.round(value)):
+            lo, hi = int(value.min()), int(value.max())
+            choices = [k for k in range(lo, hi + 1) if k != 0] or [1]
+            new = rng.choice(choices, size=value.shape).astype(value.dtype)
+            new[value == 0] = 0.0                     # exact zeros stay where the case has them
+            return new
         if value.dtype == bool:
             return rng.random(value.shape) < 0.5
         if value.size == 0:
@@ -50,9 +63,9 @@ def freshen(value, rng: np.random.Generator, is_value: bool = False):
             return new.astype(value.dtype)
         return value.copy()
     if isinstance(value, tuple):
-        return tuple(freshen(v, rng) for v in value)
+        return tuple(freshen(v, rng, whole=whole) for v in value)
     if isinstance(value, list):
-        return [freshen(v, rng) for v in value]
+        return [freshen(v, rng, whole=whole) for v in value]
     if isinstance(value, dict):
         return dict(value)
     if is_value and isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
@@ -76,4 +89,5 @@ def fresh_args(func: str, case: str, reference: dict, rng: np.random.Generator) 
     finally:
         np.random.set_state(state)
     values, counts = VALUE_ARGS.get(func, set()), COUNT_ARGS.get(func, set())
-    return tuple(fresh_count(a, rng) if i in counts else freshen(a, rng, i in values) for i, a in enumerate(args))
+    return tuple(fresh_count(a, rng) if i in counts else freshen(a, rng, i in values, whole=_ties(case))
+                 for i, a in enumerate(args))
