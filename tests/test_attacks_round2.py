@@ -203,3 +203,85 @@ def test_others_in_the_row_are_intact(ahead):
     """The correct classmates of class 1 keep full marks."""
     assert ahead["outcomes"]["b_victim"].score == 10
     assert ahead["outcomes"]["a_boot"].status == "graded"
+
+
+# --------------------------------------------------------------------------- class 2: two workers, CPU
+SPINNERS = 110    # under the kernel cgroup's 128 tasks (a kernel has about 15 threads)
+
+
+def _hog(seconds: float, n: int = SPINNERS) -> str:
+    return f'''
+import os, time
+def _hog(seconds={seconds}, n={n}):
+    """n processes, each in a session of its own, that spin until the cell's end (then it returns)."""
+    end = time.monotonic() + seconds
+    for _ in range(n):
+        try:
+            pid = os.fork()
+        except OSError:
+            break
+        if pid == 0:
+            try:
+                os.setsid()
+                while time.monotonic() < end:
+                    pass
+            finally:
+                os._exit(0)
+    while time.monotonic() < end:
+        time.sleep(0.2)
+_hog()
+'''
+
+
+@pytest.fixture(scope="module")
+def starved(tmp_path_factory):
+    """A correct ``alice`` graded alone (the baseline: how long her setup cell takes here), then
+    graded again with --jobs 2 beside ``hog``, whose cells (in the kernel and in the out-of-kernel
+    check) each fork 110 spinning processes for just under the cell timeout. The cell timeout of
+    the second run is 3 times alice's own slowest cell of the first."""
+    base = _course(tmp_path_factory.mktemp("round2_base"))
+    _submit(base, "alice", _good(base))
+    outcomes, _, _ = _grade(base, jobs=1, cell_timeout=30, budget=120)
+    assert outcomes["alice"].score == 10, outcomes["alice"]
+    from helpers.instructor.grading import state
+
+    timings = state.read(base, A, "alice")["timings"]
+    timeout = max(4, math.ceil(3 * timings["setup"]))
+    course = _course(tmp_path_factory.mktemp("round2_cpu"))
+    _submit(course, "alice", _good(course))
+    nb = _good(course)
+    hog = _hog(max(1.0, timeout - 1.5))
+    for gid in ("relu", "relu_backward"):
+        _cell(nb, gid).source += "\n" + hog
+    for _ in range(8):
+        _before(nb, "test_relu_backward_hidden", "_hog()")
+    _submit(course, "hog", nb)
+    outcomes, log, seconds = _grade(course, jobs=2, cell_timeout=timeout, budget=120)
+    return {"base": timings, "timeout": timeout, "outcomes": outcomes, "log": log,
+            "alice_timings": state.read(course, A, "alice").get("timings")}
+
+
+def test_a_classmate_graded_beside_a_cpu_hog_keeps_her_points(starved):
+    """Attack: a box limits memory and process count (cgroups memory, pids) but not CPU: no cpu
+    cgroup or share per box (``sandbox/cgroups.py``), only RLIMIT_CPU per process. hog's cells
+    fork 110 busy processes (each its own session) for just under the cell timeout, in the kernel
+    and in the out-of-kernel check, so that a classmate graded at the same time on the other
+    worker gets a sliver of the CPU and her correct cells time out. Secure: alice keeps 10/10 with
+    a cell timeout of 3 times her slowest cell graded alone."""
+    alice = starved["outcomes"]["alice"]
+    assert alice.status == "graded" and alice.score == 10, \
+        (alice, f"timeout {starved['timeout']} s; alone {starved['base']}; beside hog {starved['alice_timings']}")
+
+
+def test_a_cpu_hog_cannot_slow_a_classmate_many_times_over(starved):
+    """Attack (works): the same hog, measured. A box has no CPU share of its own, so 110 busy
+    processes of one submission take the machine from the submission graded beside it: alice's
+    setup and lesson cells run several times slower than when she is graded alone (7.6x measured
+    here for her setup cell on a machine already loaded by other work; on an idle 2-core grader
+    110 spinners against 1 task is about 50x). With her cells near the cell timeout (heavier
+    assignments, a slower machine, a shorter --cell-timeout) she loses points for a classmate's
+    code. Secure: a per-box CPU share (cgroup v1 ``cpu.shares`` / v2 ``cpu.weight``) keeps the
+    slowdown of her slowest cell under 3x."""
+    alone, beside = starved["base"], starved["alice_timings"]
+    ratio = beside["setup"] / max(alone["setup"], 0.05)
+    assert ratio < 3, f"alice's setup cell took {ratio:.1f}x longer beside the hog (alone {alone}, beside {beside})"
