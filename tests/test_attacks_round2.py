@@ -276,9 +276,9 @@ def test_a_classmate_graded_beside_a_cpu_hog_keeps_her_points(starved):
 def test_a_cpu_hog_cannot_slow_a_classmate_many_times_over(starved):
     """Attack (works): the same hog, measured. A box has no CPU share of its own, so 110 busy
     processes of one submission take the machine from the submission graded beside it: alice's
-    setup and lesson cells run several times slower than when she is graded alone (7.6x measured
-    here for her setup cell on a machine already loaded by other work; on an idle 2-core grader
-    110 spinners against 1 task is about 50x). With her cells near the cell timeout (heavier
+    setup and lesson cells run many times slower than when she is graded alone (her setup cell
+    7.6x and 12.5x in two runs here, on a 2-core machine already loaded by other work; on an idle
+    grader 110 spinners against one task is worse). With her cells near the cell timeout (heavier
     assignments, a slower machine, a shorter --cell-timeout) she loses points for a classmate's
     code. Secure: a per-box CPU share (cgroup v1 ``cpu.shares`` / v2 ``cpu.weight``) keeps the
     slowdown of her slowest cell under 3x."""
