@@ -285,3 +285,76 @@ def test_a_cpu_hog_cannot_slow_a_classmate_many_times_over(starved):
     alone, beside = starved["base"], starved["alice_timings"]
     ratio = beside["setup"] / max(alone["setup"], 0.05)
     assert ratio < 3, f"alice's setup cell took {ratio:.1f}x longer beside the hog (alone {alone}, beside {beside})"
+
+
+# --------------------------------------------------------------------------- class 3: files formgrader serves
+XML_PAGES = ("notes.rdf", "notes.xslt", "notes.mml", "notes.atom", "notes.xul", "notes.xpdl")
+
+
+def _xml_page(tag: str) -> str:
+    return ('<?xml version="1.0"?>\n<html xmlns="http://www.w3.org/1999/xhtml"><body><p>notes</p>'
+            f"<script>window.pwned='{tag}';document.title='pwned'</script></body></html>\n")
+
+
+@pytest.fixture(scope="module")
+def xml_pages(tmp_path_factory):
+    """``mallory`` hands in a correct notebook and, beside it, XHTML pages under file names whose
+    MIME type is XML (``.rdf`` application/rdf+xml, ``.xslt``, ``.mml``, ``.atom``, ``.xul``,
+    ``.xpdl`` application/xml), none of them in the staging step's list of active suffixes."""
+    course = _course(tmp_path_factory.mktemp("round2_xml"))
+    _submit(course, "mallory", _good(course), {name: _xml_page(name) for name in XML_PAGES})
+    outcomes, log, _ = _grade(course, jobs=1, cell_timeout=15, budget=90, out_of_kernel=False)
+    return {"course": course, "outcome": outcomes["mallory"], "log": log}
+
+
+@pytest.mark.browser
+def test_formgrader_serves_no_student_xml_page_that_runs(xml_pages, request, tmp_path):
+    """Attack: ``stage.ACTIVE_SUFFIXES`` rejects ``.html``, ``.svg``, ``.xml``, ``.xsl``... but not
+    the many other suffixes that Python's ``mimetypes`` (hence Tornado's StaticFileHandler, which
+    formgrader's ``SubmissionFilesHandler`` is) maps to an XML type. Chromium renders an XHTML
+    document served as any XML type and runs its script, in the Jupyter server's origin with the
+    instructor logged in (the Jupyter API, terminals: the instructor's account). Measured: formgrader
+    serves ``notes.xpdl`` as ``application/xml`` and its script runs (``.atom`` renders without
+    running; ``.rdf``, ``.xslt``, ``.mml``, ``.xul`` download). Secure: such a submission is
+    rejected, or nothing it holds runs in formgrader."""
+    import secrets
+
+    from _browser import VENV_BIN, free_port, shared_browser, stop, venv_env, wait_for_http
+    from helpers.instructor.nbapi import gradebook, load_config
+
+    o = xml_pages["outcome"]
+    if o.status == "rejected":
+        return
+    browser = shared_browser(request)
+    course = xml_pages["course"]
+    with gradebook(load_config(course)) as gb:
+        sid = gb.find_submission_notebook(NB, A, "mallory").id
+    token, port = secrets.token_hex(24), free_port()
+    env = venv_env(JUPYTER_CONFIG_DIR=str(tmp_path / "config"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    cmd = [str(VENV_BIN / "jupyter"), "server", "--no-browser", "--ServerApp.ip=127.0.0.1",
+           f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+           f"--ServerApp.root_dir={course}", "--allow-root"]
+    log = tmp_path / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=course, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    ran = {}
+    try:
+        wait_for_http(f"{url}/api/status?token={token}", timeout=120, proc=proc)
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            for name in XML_PAGES:
+                try:
+                    resp = page.goto(f"{url}/formgrader/submissions/{sid}/{name}?token={token}")
+                except Exception as exc:   # a type Chromium downloads instead of rendering
+                    ran[name] = ("not rendered", str(exc).splitlines()[0][:80], None)
+                    continue
+                page.wait_for_timeout(500)
+                got = page.evaluate("() => window.pwned === undefined ? null : String(window.pwned)")
+                ran[name] = (resp.status if resp else None, resp.headers.get("content-type") if resp else None, got)
+        finally:
+            context.close()
+    finally:
+        stop(proc)
+    assert not [n for n, (_, _, got) in ran.items() if got], f"student script ran in formgrader: {ran}"
