@@ -380,6 +380,31 @@ def test_a_kernel_booting_beside_the_check_outlives_what_the_check_leaves(rootbo
 
 
 # --------------------------------------------------------------------------- the Python installation under /root (0700)
+def test_each_box_weighs_as_one_process_on_the_cpu(rootbox):
+    """Every process of a box is in the box's own top-level CPU group (v1 cpu controller), so that
+    the scheduler shares the CPU between boxes first: a box of a hundred busy processes weighs as
+    much as one classmate's kernel (the attack: 110 busy processes slowed a classmate 12x)."""
+    if not os.path.isdir("/sys/fs/cgroup/cpu") or not os.access("/sys/fs/cgroup/cpu", os.W_OK):
+        if os.environ.get("CI") == "true":
+            pytest.fail("no writable v1 cpu controller under CI")
+        pytest.skip("no writable v1 cpu controller here")
+    with sb.Box(sb.Policy(slot=12), "cpu-a") as a, sb.Box(sb.Policy(slot=13), "cpu-b") as b:
+        groups = []
+        for box in (a, b):
+            proc = box.spawn(["/bin/sleep", "5"], stdin=subprocess.DEVNULL)
+            time.sleep(0.3)
+            inside = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+            cpu = set()
+            for pid in inside:
+                with open(f"/proc/{pid}/cgroup") as fh:
+                    cpu |= {ln.split(":", 2)[2].strip() for ln in fh if ln.split(":")[1] in ("cpu,cpuacct", "cpu")}
+            groups.append(cpu)
+        assert len(groups[0]) == 1 and len(groups[1]) == 1 and groups[0] != groups[1], groups
+        assert all(g.startswith("/cnn-course-") for grp in groups for g in grp), groups
+        with open(f"/sys/fs/cgroup/cpu{next(iter(groups[0]))}/cpu.shares") as fh:
+            assert int(fh.read()) == 1024
+
+
 def test_venv_under_a_private_folder_of_root_works(rootbox, tmp_path):
     """CI clones the project under root's home (0700): the sandbox user cannot traverse the path to the
     venv or the Python installation (here /root/.pyenv already is one), yet the box must run them."""

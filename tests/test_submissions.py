@@ -246,6 +246,24 @@ def test_stage_limits_and_nested_links(tmp_path):
     assert not (tmp_path / "st3").exists()
 
 
+@pytest.mark.parametrize("name", ["notes.xpdl", "feed.atom", "x.rdf", "t.xslt", "m.mml", "c.xul", "PAGE.HTML",
+                                  "page.html.gz", "pic.svgz", "app.mjs"])
+def test_stage_rejects_every_name_a_browser_would_run(tmp_path, name):
+    """Formgrader serves a submission's files with the type Python's mimetypes gives their name; any
+    HTML, script, SVG or XML type (Chromium runs the script of an XHTML element in any XML) is refused,
+    whatever the suffix, while data files pass."""
+    from helpers.instructor.grading.stage import Rejected, stage
+
+    sub = tmp_path / "submitted" / "s" / A
+    sub.mkdir(parents=True)
+    for ok_name in ("data.npy", "weights.h5", "notes.txt", "table.csv", "plot.png", "helper.py", "meta.json"):
+        (sub / ok_name).write_text("x")
+    stage(sub, tmp_path / "ok" / "s" / A)
+    (sub / name).write_text("<x:script xmlns:x='http://www.w3.org/1999/xhtml'>alert(1)</x:script>")
+    with pytest.raises(Rejected, match="a file a browser would run"):
+        stage(sub, tmp_path / "st" / "s" / A)
+
+
 def test_every_limit_has_one_default_and_the_config_reaches_it(tmp_path):
     """GradingOptions holds every default once: the sandbox policy and the staging limits start from
     it, and a course's nbgrader_config.py setting reaches discovery."""

@@ -20,6 +20,7 @@ can be told from a submission already graded. nbgrader then grades the staged co
 from __future__ import annotations
 
 import hashlib
+import mimetypes
 import os
 import shutil
 import stat
@@ -48,9 +49,23 @@ class Limits:
                    options.notebook_mib * MiB, options.max_cells)
 
 
-# files a browser runs: formgrader serves a submission's files from the instructor's logged-in origin
+# files a browser runs: formgrader serves a submission's files from the instructor's logged-in origin,
+# with the Content-Type that Python's mimetypes gives their name (as Tornado does)
 ACTIVE_SUFFIXES = (".html", ".htm", ".xhtml", ".xht", ".shtml", ".svg", ".svgz", ".xml", ".xsl", ".js", ".mjs",
                    ".mht", ".mhtml", ".swf")
+ACTIVE_TYPES = ("html", "javascript", "ecmascript", "svg", "shockwave", "text/xml", "application/xml", "xsl")
+
+
+def is_active(name: str) -> bool:
+    """Would a browser run script in a file of this name, served with the type its name maps to?
+    HTML, SVG, script, and every XML type (``text/xml``, ``application/xml``, ``*+xml``: Chromium
+    renders XML and runs the script of an XHTML element in it), by suffix and by what
+    :func:`mimetypes.guess_type` (the one Tornado uses) says, its non-standard types included."""
+    if name.lower().endswith(ACTIVE_SUFFIXES):
+        return True
+    kind, _ = mimetypes.guess_type(name, strict=False)
+    kind = (kind or "").lower()
+    return kind.endswith("+xml") or any(k in kind for k in ACTIVE_TYPES)
 
 
 LIMITS = Limits()
@@ -150,7 +165,7 @@ def _copy_dir(dfd: int, dest: Path, rel: str, depth: int, limits: Limits, counts
             problems.append(f"{path} is {_kind(st.st_mode)}")
         elif st.st_nlink > 1:
             problems.append(f"{path} is a hard link ({st.st_nlink} names for one file)")
-        elif entry.name.lower().endswith(ACTIVE_SUFFIXES):
+        elif is_active(entry.name):
             problems.append(f"{path} is a file a browser would run ({os.path.splitext(entry.name)[1]}): hand in "
                             f"data, not web pages")
         else:

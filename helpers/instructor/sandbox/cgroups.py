@@ -1,7 +1,11 @@
-"""Cgroups of one box: its total memory and process count, and a way to kill every process in it.
+"""Cgroups of one box: its total memory and process count, its share of the CPU, and a way to kill
+every process in it.
 
 cgroup v1 (this project's CI machine): ``/sys/fs/cgroup/{memory,pids}/cnn-course/<box>`` with
-``memory.limit_in_bytes`` and ``pids.max``. cgroup v2 (a unified hierarchy with the ``memory`` and
+``memory.limit_in_bytes`` and ``pids.max``, and ``/sys/fs/cgroup/cpu/cnn-course-<box>``, a CPU
+group of its own at the top level: the scheduler shares the CPU between groups first, so a box
+that runs a hundred busy processes weighs as much as one process (the grader's, or a classmate's
+box graded beside it), never a hundred times more. cgroup v2 (a unified hierarchy with the ``memory`` and
 ``pids`` controllers): ``/sys/fs/cgroup/cnn-course/<box>`` with ``memory.max`` and ``pids.max``;
 that path is written but NOT tested here (no such machine), and the probe says so.
 
@@ -58,6 +62,10 @@ class Cgroups:
                 self._set(self.dirs[0], "memory.memsw.limit_in_bytes", memory_bytes)
             except OSError:
                 pass
+            if _writable(f"{ROOT}/cpu"):
+                d = f"{ROOT}/cpu/{GROUP}-{name}"
+                os.mkdir(d, 0o755)
+                self.dirs.append(d)     # cpu.shares: the default 1024, as a single process at the top level
         elif self.kind == "v2":   # untested: see the module docstring
             parent = f"{ROOT}/{GROUP}"
             os.makedirs(parent, exist_ok=True)
@@ -75,8 +83,9 @@ class Cgroups:
             fh.write(str(value))
 
     def describe(self, memory_bytes: int, max_processes: int) -> str:
+        cpu = any(d.startswith(f"{ROOT}/cpu/") for d in self.dirs)
         return (f"cgroups {self.kind}{' (untested layout)' if self.kind == 'v2' else ''} "
-                f"memory {memory_bytes // 2 ** 20} MiB, pids {max_processes}")
+                f"memory {memory_bytes // 2 ** 20} MiB, pids {max_processes}" + (", a CPU share" if cpu else ""))
 
     def wrap(self, argv: list[str]) -> list[str]:
         """``argv``, started inside the box's cgroups."""
@@ -126,7 +135,8 @@ def remove_stale(prefix: str) -> None:
     """Cgroups of boxes whose names start with ``prefix``, left by a killed grading worker."""
     import glob
 
-    for d in glob.glob(f"{ROOT}/*/{GROUP}/{prefix}*") + glob.glob(f"{ROOT}/{GROUP}/{prefix}*"):
+    for d in (glob.glob(f"{ROOT}/*/{GROUP}/{prefix}*") + glob.glob(f"{ROOT}/{GROUP}/{prefix}*")
+              + glob.glob(f"{ROOT}/*/{GROUP}-{prefix}*")):
         c = Cgroups.__new__(Cgroups)
         c.kind, c.why, c.dirs = "stale", "", [d]
         c.remove()

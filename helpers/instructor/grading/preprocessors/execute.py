@@ -85,6 +85,7 @@ class SandboxedExecute(OutputCap, UsesContext, Execute):
         self._truncated = False
         self._t0 = time.monotonic()
         self._first_cell = True
+        self._bound_startup()
         nb, resources = super().preprocess(nb, resources, km)
         self.cap_notebook(nb)
         return nb, resources
@@ -167,6 +168,12 @@ class SandboxedExecute(OutputCap, UsesContext, Execute):
         except Exception:
             return False
 
+    def _bound_startup(self) -> None:
+        """A kernel may take what is left of the budget to start, at most nbclient's own 60 s: a
+        kernel that hangs while starting (a start-up file the student's code wrote, say) cannot
+        outlast the budget, at the first start or at any restart."""
+        self.startup_timeout = max(1, int(min(60, self.ctx().time_left())))
+
     # ---------------------------------------------------------------- restart after a crash
     def _discard_kernel(self) -> None:
         for step in (lambda: self.kc.stop_channels() if self.kc is not None else None,
@@ -184,6 +191,7 @@ class SandboxedExecute(OutputCap, UsesContext, Execute):
         while self._restarts < ctx.options.max_restarts:
             self._restarts += 1
             self._discard_kernel()
+            self._bound_startup()
             try:
                 self.create_kernel_manager()
                 self.start_new_kernel()
