@@ -178,7 +178,7 @@ def test_first_kernel_never_runs_a_students_startup_file(ahead):
 
 
 def test_kernel_restarts_stay_within_the_budget(ahead):
-    """Attack (works): c_hang ships ``.ipython/profile_default/startup/00-hang.py`` (sleeps
+    """Attack (it worked before the fix): c_hang ships ``.ipython/profile_default/startup/00-hang.py`` (sleeps
     forever) and kills its kernel in a cell. Each restart's kernel runs that startup file from
     scratch and never answers kernel_info; ``SandboxedExecute._restart`` waits nbclient's whole
     ``startup_timeout`` (60 s) for each of ``max_restarts`` restarts, whatever is left of the
@@ -191,7 +191,7 @@ def test_kernel_restarts_stay_within_the_budget(ahead):
 
 
 def test_killed_worker_leaves_no_scratch_mounted(ahead):
-    """Attack (works): when the pool kills a worker (over the hard limit, as c_hang makes it),
+    """Attack (it worked before the fix): when the pool kills a worker (over the hard limit, as c_hang makes it),
     nothing closes that worker's boxes: the scratch tmpfs of the submission it was grading (and
     of one it held) stays mounted under the temp dir, with the student's 40 MiB in RAM, and its
     cgroups stay. ``remove_stale_boxes`` exists but nothing calls it. A class that repeats this
@@ -274,7 +274,7 @@ def test_a_classmate_graded_beside_a_cpu_hog_keeps_her_points(starved):
 
 
 def test_a_cpu_hog_cannot_slow_a_classmate_many_times_over(starved):
-    """Attack (works): the same hog, measured. A box has no CPU share of its own, so 110 busy
+    """Attack (it worked before the fix): the same hog, measured. A box has no CPU share of its own, so 110 busy
     processes of one submission take the machine from the submission graded beside it: alice's
     setup and lesson cells run many times slower than when she is graded alone (her setup cell
     7.6x and 12.5x in two runs here, on a 2-core machine already loaded by other work; on an idle

@@ -148,7 +148,8 @@ def test_inside_the_box(rootbox, tmp_path, monkeypatch):
     assert out["uid"] == box.uid and out["groups"] in ([], [box.gid]) and out["cwd"] == box.scratch == "/scratch"
     env = out["env"]
     assert env["CNN_COURSE_GRADING"] == "1" and env["NBGRADER_EXECUTION"] == "autograde"
-    assert all(env[k].startswith("/scratch") for k in ("HOME", "TMPDIR", "MPLCONFIGDIR", "IPYTHONDIR"))
+    assert all(env[k].startswith("/scratch") for k in ("HOME", "TMPDIR", "MPLCONFIGDIR"))
+    assert env["IPYTHONDIR"] == "/usr/lib/cnn-course-no-config"   # no start-up file of scratch ever runs
     assert env["OPENBLAS_NUM_THREADS"] == env["OMP_NUM_THREADS"] == "1"
     assert env["PYTHONNOUSERSITE"] == env["PYTHONDONTWRITEBYTECODE"] == "1"
     assert env["PATH"].split(":")[0] == os.path.dirname(sys.executable)
@@ -575,9 +576,15 @@ def test_kernel_interrupt_restart_and_message_cap(rootbox, tmp_path):
             await km.interrupt_kernel()
             reply = await kc.get_shell_msg(timeout=20)
             assert reply["content"].get("ename") == "KeyboardInterrupt", reply["content"]
+            r = await _execute(kc, "import os\nfor d in ('.ipython/profile_default/startup', '.jupyter'):\n"
+                                   "    os.makedirs(d, exist_ok=True)\n"
+                                   "open('.ipython/profile_default/startup/00.py', 'w').write('STARTED = 1')\n"
+                                   "open('.jupyter/ipython_kernel_config.py', 'w').write('import os; os._exit(3)')")
+            assert r["status"] == "ok", r
             await km.restart_kernel(now=True)
             await kc.wait_for_ready(timeout=60)
-            r = await _execute(kc, "assert open('keep.txt').read() == 'kept'")   # same scratch, new kernel
+            r = await _execute(kc, "assert open('keep.txt').read() == 'kept'\n"   # same scratch, new kernel
+                                   "assert 'STARTED' not in globals(), 'a start-up file in scratch ran'")
             assert r["status"] == "ok", r
             kc.stop_channels()
             await km.shutdown_kernel(now=True)

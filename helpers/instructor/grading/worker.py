@@ -57,9 +57,8 @@ class Worker:
         self.reference = reference_functions(self.root if notebooks.is_dir() else None)
 
     def open_box(self, task: Task):
-        """A new box for ``task`` and a kernel already booting in it. The submission's files go in
-        only once that kernel has started (:func:`wait_ready`): nothing a student wrote, an IPython
-        start-up file say, takes part in starting it."""
+        """A new box for ``task`` and a kernel already booting in it; the submission's files go in
+        after. Nothing in scratch takes part in starting a kernel (see ``sandbox/env.py``)."""
         from ..sandbox import Box, NullBox
 
         if not self.options.sandbox:
@@ -94,7 +93,6 @@ class Worker:
         box = None
         try:
             box, kernel = self._ready.pop((task.assignment, task.student), None) or self.open_box(task)
-            wait_ready(kernel, min(60, self.options.budget))   # started, before a file of the submission is there
             box.add_files(staging_root(self.root) / task.student / task.assignment)
         except Exception as exc:   # the sandbox could not be set up for this submission
             if box is not None:
@@ -128,22 +126,6 @@ class Worker:
                     {"graded_at": time.time(), "seconds": seconds, "note": note, "flags": flags,
                      "digest": task.digest, "timestamp": task.timestamp, "timings": record.timings})
         return Outcome(task.assignment, task.student, "graded", note, seconds, flags=flags)
-
-
-def wait_ready(km, timeout: float) -> bool:
-    """Wait until the kernel of ``km`` answers ``kernel_info`` (its start-up is over); False if it
-    does not within ``timeout`` (the execute step then finds out why)."""
-    if km is None:
-        return False
-    kc = km.blocking_client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=timeout)
-        return True
-    except RuntimeError:
-        return False
-    finally:
-        kc.stop_channels()
 
 
 def grades_snapshot(config, task: Task) -> dict | None:

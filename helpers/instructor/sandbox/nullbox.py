@@ -28,7 +28,10 @@ class NullBox:
         shutil.copytree(files_dir, self.base, dirs_exist_ok=True, symlinks=True)
 
     def env(self) -> dict:
-        return {**os.environ, **base_env(self.scratch, os.environ.get("USER", "user"))}
+        env = {**os.environ, **base_env(self.scratch, os.environ.get("USER", "user"))}
+        # no sandbox, so no read-only /usr: the configuration folders go in the temp folder
+        env.update(IPYTHONDIR=f"{self.scratch}/.ipython", JUPYTER_CONFIG_DIR=f"{self.scratch}/.jupyter")
+        return env
 
     def spawn(self, cmd, pass_fds=(), env=None, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
               stderr=None, **_) -> subprocess.Popen:

@@ -202,6 +202,8 @@ class SandboxedExecute(OutputCap, UsesContext, Execute):
             if self._replay(upto):
                 return True
         self._restarts = ctx.options.max_restarts + 1
+        if self.km is None:   # nbclient drops a manager whose kernel did not answer; its clean-up needs one
+            self.km = ctx.box.kernel_manager()
         return False
 
     def _replay(self, upto: int) -> bool:
