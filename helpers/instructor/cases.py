@@ -345,74 +345,6 @@ CASES: dict[str, dict[str, CaseSpec]] = {
                                     _pool_backward(3, (2, 8, 11, 3), 2, 3, "average")),
         "f1_batch1_max": CaseSpec("f 1 on a batch of one, max", _pool_backward(4, (1, 3, 4, 2), 1, 1, "max")),
     },
-    # Notebook 09: the fast layers, on the loop versions' cases and more (the values come from the fast
-    # reference solutions; tests/test_reference_data.py checks that they equal the loop versions' on every case).
-    "conv_forward_fast": {
-        "canonical": CaseSpec("seed 1, A_prev (2, 5, 7, 4), W (3, 3, 4, 8), pad 1, stride 2",
-                              _conv_forward(1, (2, 5, 7, 4), (3, 3, 4, 8), 1, 2), True),
-        "pad0_stride1": CaseSpec("pad 0, stride 1, overlapping windows", _conv_forward(2, (2, 4, 5, 3), (2, 2, 3, 4), 0, 1)),
-        "stride3_nonsquare": CaseSpec("stride 3, pad 2, non-square A_prev (2, 9, 11, 3)",
-                                      _conv_forward(3, (2, 9, 11, 3), (3, 3, 3, 2), 2, 3)),
-        "stride2_floor": CaseSpec("stride 2 where (n + 2 pad - f) / stride is not whole: the floor matters",
-                                  _conv_forward(5, (1, 6, 8, 2), (3, 3, 2, 3), 0, 2)),
-        "f1_batch1": CaseSpec("f = 1 on a batch of one", _conv_forward(4, (1, 4, 6, 3), (1, 1, 3, 5), 0, 1)),
-    },
-    "conv_backward_fast": {
-        "canonical": CaseSpec("seed 1, A_prev (10, 4, 4, 3), W (2, 2, 3, 8), pad 2, stride 2, dZ = Z",
-                              _conv_backward(1, (10, 4, 4, 3), (2, 2, 3, 8), 2, 2, dz_is_z=True), True),
-        "pad0": CaseSpec("seed 6, A_prev (2, 4, 4, 3), W (3, 3, 3, 2), pad 0, stride 1: overlapping windows, and "
-                         "pad:-pad leaves nothing", _conv_backward(6, (2, 4, 4, 3), (3, 3, 3, 2), 0, 1), True),
-        "pad0_stride1": CaseSpec("pad 0, stride 1", _conv_backward(2, (2, 4, 5, 3), (2, 2, 3, 4), 0, 1)),
-        "stride3_nonsquare": CaseSpec("stride 3, pad 2, non-square A_prev (2, 9, 11, 3)",
-                                      _conv_backward(3, (2, 9, 11, 3), (3, 3, 3, 2), 2, 3)),
-        "stride2_overlap": CaseSpec("f 3, stride 2, pad 1, non-square (2, 7, 6, 2): windows overlap by one row",
-                                    _conv_backward(7, (2, 7, 6, 2), (3, 3, 2, 3), 1, 2)),
-        "stride2_floor": CaseSpec("stride 2, pad 0, where the last rows and columns are in no window",
-                                  _conv_backward(5, (1, 6, 8, 2), (3, 3, 2, 3), 0, 2)),
-        "f1_batch1": CaseSpec("f = 1 on a batch of one", _conv_backward(4, (1, 4, 6, 3), (1, 1, 3, 5), 0, 1)),
-    },
-    "pool_forward_fast": {
-        "canonical_stride1_max": CaseSpec("seed 1, A_prev (2, 5, 5, 3), f 3, stride 1, max",
-                                          _pool_forward(1, (2, 5, 5, 3), 3, 1, "max"), True),
-        "canonical_stride1_average": CaseSpec("seed 1, A_prev (2, 5, 5, 3), f 3, stride 1, average",
-                                              _pool_forward(1, (2, 5, 5, 3), 3, 1, "average"), True),
-        "canonical_stride2_max": CaseSpec("seed 1, A_prev (2, 5, 5, 3), f 3, stride 2, max",
-                                          _pool_forward(1, (2, 5, 5, 3), 3, 2, "max"), True),
-        "canonical_stride2_average": CaseSpec("seed 1, A_prev (2, 5, 5, 3), f 3, stride 2, average",
-                                              _pool_forward(1, (2, 5, 5, 3), 3, 2, "average"), True),
-        "stride3_nonsquare_max": CaseSpec("f 2, stride 3, non-square (2, 8, 10, 3), max: gaps between windows",
-                                          _pool_forward(3, (2, 8, 10, 3), 2, 3, "max")),
-        "stride3_nonsquare_average": CaseSpec("f 2, stride 3, non-square (2, 8, 10, 3), average",
-                                              _pool_forward(3, (2, 8, 10, 3), 2, 3, "average")),
-        "f2_stride2_odd_max": CaseSpec("f 2, stride 2 on 7 x 7: side by side, the floor drops the last row and column",
-                                       _pool_forward(4, (1, 7, 7, 2), 2, 2, "max")),
-        "f1_batch1_average": CaseSpec("f 1, stride 1 on a batch of one: the identity",
-                                      _pool_forward(5, (1, 3, 4, 2), 1, 1, "average")),
-        "ties_max": CaseSpec("whole numbers from -2 to 2, (2, 6, 7, 2), f 3, stride 2, max: windows with ties",
-                             _pool_forward_ties(8, (2, 6, 7, 2), 3, 2, "max")),
-    },
-    "pool_backward_fast": {
-        "canonical_max": CaseSpec("seed 1, A_prev (5, 5, 3, 2), f 2, stride 1, dA = randn(5, 4, 2, 2), max",
-                                  _pool_backward(1, (5, 5, 3, 2), 2, 1, "max"), True),
-        "canonical_average": CaseSpec("seed 1, A_prev (5, 5, 3, 2), f 2, stride 1, dA = randn(5, 4, 2, 2), average",
-                                      _pool_backward(1, (5, 5, 3, 2), 2, 1, "average"), True),
-        "ties_max": CaseSpec("whole numbers from -2 to 2, (1, 4, 6, 2), f 2, stride 2, max: a tie sends the whole "
-                             "gradient to every entry equal to the maximum, as create_mask_from_window does",
-                             _pool_backward_ties(9, (1, 4, 6, 2), 2, 2, "max"), True),
-        "stride2_max": CaseSpec("f 2, stride 2 (windows side by side), max",
-                                _pool_backward(2, (2, 6, 6, 3), 2, 2, "max")),
-        "stride2_overlap_average": CaseSpec("f 3, stride 2 (windows overlap), average",
-                                            _pool_backward(6, (2, 7, 9, 2), 3, 2, "average")),
-        "stride2_overlap_max": CaseSpec("f 3, stride 2 (windows overlap), max",
-                                        _pool_backward(7, (2, 7, 9, 2), 3, 2, "max")),
-        "stride3_max": CaseSpec("f 2, stride 3 (gaps between windows), non-square, max",
-                                _pool_backward(3, (2, 8, 11, 3), 2, 3, "max")),
-        "stride3_average": CaseSpec("f 2, stride 3 (gaps between windows), non-square, average",
-                                    _pool_backward(3, (2, 8, 11, 3), 2, 3, "average")),
-        "f1_batch1_max": CaseSpec("f 1 on a batch of one, max", _pool_backward(4, (1, 3, 4, 2), 1, 1, "max")),
-        "ties_overlap_max": CaseSpec("whole numbers from -2 to 2, (2, 5, 6, 2), f 3, stride 1, max: ties in "
-                                     "overlapping windows", _pool_backward_ties(10, (2, 5, 6, 2), 3, 1, "max")),
-    },
     "relu": {
         "canonical": CaseSpec("seed 1, Z = randn(2, 4, 4, 3)", _relu(1, (2, 4, 4, 3)), True),
         "with_zeros": CaseSpec("exact zeros and tiny values",
@@ -500,6 +432,32 @@ CASES: dict[str, dict[str, CaseSpec]] = {
                                   rule=_accuracy_rule),
     },
 }
+
+
+# Notebook 09: the fast layers are graded on their loop versions' cases (the same inputs, the same
+# descriptions) and on more: overlapping windows and ties (tests/test_reference_data.py checks that
+# the fast reference solutions give the loop versions' values on every case).
+_FAST_MORE: dict[str, dict[str, CaseSpec]] = {
+    "conv_forward_fast": {},
+    "conv_backward_fast": {
+        "stride2_overlap": CaseSpec("f 3, stride 2, pad 1, non-square (2, 7, 6, 2): windows overlap by one row",
+                                    _conv_backward(7, (2, 7, 6, 2), (3, 3, 2, 3), 1, 2)),
+    },
+    "pool_forward_fast": {
+        "ties_max": CaseSpec("whole numbers from -2 to 2, (2, 6, 7, 2), f 3, stride 2, max: windows with ties",
+                             _pool_forward_ties(8, (2, 6, 7, 2), 3, 2, "max")),
+    },
+    "pool_backward_fast": {
+        "ties_max": CaseSpec("whole numbers from -2 to 2, (1, 4, 6, 2), f 2, stride 2, max: a tie sends the whole "
+                             "gradient to every entry equal to the maximum, as create_mask_from_window does",
+                             _pool_backward_ties(9, (1, 4, 6, 2), 2, 2, "max"), True),
+        "stride2_overlap_max": CaseSpec("f 3, stride 2 (windows overlap), max",
+                                        _pool_backward(7, (2, 7, 9, 2), 3, 2, "max")),
+        "ties_overlap_max": CaseSpec("whole numbers from -2 to 2, (2, 5, 6, 2), f 3, stride 1, max: ties in "
+                                     "overlapping windows", _pool_backward_ties(10, (2, 5, 6, 2), 3, 1, "max")),
+    },
+}
+CASES.update({fast: {**CASES[fast.removesuffix("_fast")], **more} for fast, more in _FAST_MORE.items()})
 
 # Outputs that are checked against the inputs rather than stored (the caches).
 NOT_STORED = {"cache", "caches"}
