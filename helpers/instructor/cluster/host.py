@@ -14,6 +14,7 @@ cancelled and reported failed: a host-side bound on top of the workers' own dead
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 
@@ -71,7 +72,8 @@ def workers_line(client, opts) -> str:
     if opts.sandbox and bare:
         raise CourseError(f"worker(s) {', '.join(bare[:3])} run without a sandbox (cnn-course worker "
                           f"--no-sandbox): restart them with a sandbox, or grade trusted code with --no-sandbox")
-    probes = sorted({r.get("probe", "") for r in reports.values()})
+    probes = sorted({re.sub(r"user \S+ \(uid \d+\)", "a user of its own", r.get("probe", ""))
+                     for r in reports.values()})
     hosts = sorted({r.get("host", "?") for r in reports.values()})
     return (f"cluster: {len(reports)} worker process(es) on {len(hosts)} machine(s); "
             + (probes[0] if len(probes) == 1 else f"{len(probes)} different sandbox reports; first: {probes[0]}"))
@@ -87,6 +89,39 @@ def task_key(task: Task) -> str:
     return f"cnn-course-grade-{task.assignment}-{task.student}-{uuid.uuid4().hex[:8]}"
 
 
+class Dispatcher:
+    """Hands submissions to workers that have a free thread, one task per thread, pinned there.
+
+    A worker never holds a task waiting behind the one it runs, so when a worker dies only the task
+    it was running is counted against (Dask's ``suspicious`` count): a poison submission can never
+    take an innocent one, queued on the same worker, down with it. A task whose worker dies moves
+    on (``allow_other_workers``); a finished task frees its worker at once (no polling delay).
+    """
+
+    def __init__(self, client):
+        self.client = client
+        self.recent: dict = {}   # future -> (worker, time): submitted, not yet seen by the scheduler
+
+    def free_slots(self) -> list[str]:
+        processing = self.client.processing()
+        nthreads = self.client.nthreads()
+        now = time.monotonic()
+        seen = {k for keys in processing.values() for k in keys}
+        for f in list(self.recent):
+            if f.key in seen or f.done() or now - self.recent[f][1] > 10:
+                del self.recent[f]
+        slots = []
+        for w in sorted(nthreads):
+            used = max(len(processing.get(w, ())), 0) + sum(1 for rw, _ in self.recent.values() if rw == w)
+            slots += [w] * max(0, nthreads[w] - used)
+        return slots
+
+    def submit(self, worker: str, *args, **kw):
+        f = self.client.submit(*args, workers=[worker], allow_other_workers=True, **kw)
+        self.recent[f] = (worker, time.monotonic())
+        return f
+
+
 def run(client, bundle, tasks: list[Task], root, config, options: dict, progress) -> list[Outcome]:
     from distributed import wait
     from distributed.scheduler import KilledWorker
@@ -94,46 +129,69 @@ def run(client, bundle, tasks: list[Task], root, config, options: dict, progress
     from .receive import accept
 
     client.register_plugin(BundlePlugin(bundle.digest, bundle.data), name=f"cnn-course-bundle-{bundle.digest[:24]}")
-    futures = {}
-    for t in tasks:
-        f = client.submit(grade_remote, bundle.digest, _job(root, t, options), key=task_key(t), pure=False,
-                          retries=0)
-        futures[f] = t
+    queue = list(tasks)
+    dispatcher = Dispatcher(client)
+    futures: dict = {}
     stall = options["budget"] + max(30, 2 * options["cell_timeout"]) + 60
     outcomes: list[Outcome] = []
-    pending = set(futures)
-    started = {f: time.monotonic() for f in futures}
+    started: dict = {}
+    last_done = time.monotonic()
+
+    def dispatch() -> None:
+        for worker in dispatcher.free_slots() if queue else []:
+            if not queue:
+                break
+            t = queue.pop(0)
+            f = dispatcher.submit(worker, grade_remote, bundle.digest, _job(root, t, options), key=task_key(t),
+                                  pure=False, retries=0)
+            futures[f], started[f] = t, time.monotonic()
+
+    def finish(o: Outcome) -> None:
+        outcomes.append(o)
+        progress.line(o)
+
     try:
-        while pending:
-            try:
-                done, _ = wait(list(pending), timeout=stall, return_when="FIRST_COMPLETED")
-            except TimeoutError:
-                for f in sorted(pending, key=lambda f: (futures[f].assignment, futures[f].student)):
+        dispatch()
+        while futures or queue:
+            if not futures:
+                time.sleep(0.5)   # every worker is gone for now: wait for one to (re)join
+                done = set()
+            else:
+                try:
+                    with client.as_current():
+                        done, _ = wait(list(futures), timeout=1.0, return_when="FIRST_COMPLETED")
+                except TimeoutError:
+                    done = set()
+            dispatch()            # the workers that just finished (or joined) get the next ones first
+            if done:
+                last_done = time.monotonic()
+            elif time.monotonic() - last_done > stall:
+                for f in sorted(futures, key=lambda f: (futures[f].assignment, futures[f].student)):
                     f.cancel()
-                    t = futures[f]
-                    o = Outcome(t.assignment, t.student, "failed", f"no result from the cluster within {stall} s "
-                                f"(no submission finished in that time); cancelled", time.monotonic() - started[f])
-                    outcomes.append(o)
-                    progress.line(o)
+                for t in [futures[f] for f in futures] + queue:
+                    finish(Outcome(t.assignment, t.student, "failed", f"no result from the cluster within {stall} s "
+                                   f"(no submission finished in that time); cancelled"))
+                futures.clear()
+                queue.clear()
                 break
             for f in sorted(done, key=lambda f: (futures[f].assignment, futures[f].student)):
-                pending.discard(f)
-                t = futures[f]
+                t = futures.pop(f)
                 try:
                     res = f.result()
                 except KilledWorker as exc:
                     o = Outcome(t.assignment, t.student, "failed",
                                 f"the grading worker died each time it graded this submission "
-                                f"({exc.allowed_failures + 1} workers): not graded; look at it by hand")
+                                f"({exc.allowed_failures + 1} workers): not graded; look at it by hand",
+                                time.monotonic() - started[f])
                 except Exception as exc:
                     o = Outcome(t.assignment, t.student, "failed",
-                                f"the cluster task failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+                                f"the cluster task failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}",
+                                time.monotonic() - started[f])
                 else:
                     o = accept(res, t, root, config, options)
                 f.release()
-                outcomes.append(o)
-                progress.line(o)
+                finish(o)
     except BaseException:
-        client.cancel(list(pending))
+        client.cancel(list(futures))
         raise
     return outcomes

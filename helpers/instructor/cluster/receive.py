@@ -112,6 +112,9 @@ def write_gradebook(config, task: Task, nb) -> None:
     from ..course import get
     from ..nbapi import gradebook
 
+    import warnings
+
+    warnings.filterwarnings("ignore", module="nbgrader")   # SQLAlchemy session warnings from nbgrader's api
     ts = state.parse_timestamp(task.timestamp)
     with gradebook(config) as gb:
         gb.update_or_create_student(task.student)
