@@ -103,7 +103,9 @@ class Cluster:
         while time.monotonic() < end:
             if len(self.client.scheduler_info(n_workers=-1)["workers"]) >= n:
                 try:
-                    if all(r["prepared"] for r in self.client.run(_report).values()):
+                    from helpers.instructor.cluster.remote import report
+
+                    if all(r["prepared"] for r in self.client.run(report).values()):
                         return
                 except Exception:
                     pass
@@ -135,12 +137,6 @@ class Cluster:
                     pass
         for fh in self.logs.values():
             fh.close()
-
-
-def _report():
-    from helpers.instructor.cluster.remote import report
-
-    return report()
 
 
 @pytest.fixture(scope="session")

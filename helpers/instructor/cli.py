@@ -331,15 +331,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--replace", action="store_true", help="drop nbgrader's tables in a non-empty target first")
     g.set_defaults(func=cmd_gradebook)
 
-    s = sub.add_parser("worker", help="prepare this machine and run Dask grading workers")
+    s = sub.add_parser("worker", help="prepare this machine and run Dask grading workers",
+                       usage="cnn-course worker SCHEDULER [--nworkers N] [--no-sandbox] [TLS] [-- DASK-WORKER-OPTIONS]")
     s.add_argument("scheduler", metavar="SCHEDULER", help="tls://HOST:PORT (or tcp://127.0.0.1:PORT)")
     s.add_argument("--nworkers", "-n", type=int, default=1,
                    help="worker processes: each grades one submission at a time (at most the cores, and "
                         "memory / (GradingOptions.memory_mib + 0.5 GiB))")
     s.add_argument("--no-sandbox", action="store_true", help="start without the sandbox (trusted code only)")
     _tls_flags(s, "worker")
-    s.add_argument("extra", nargs="*", metavar="-- DASK-WORKER-OPTIONS", help="passed to dask worker as they are")
-    s.set_defaults(func=cmd_worker)
+    s.set_defaults(func=cmd_worker, extra=[])   # what follows `--` goes to dask worker as it is
 
     s = sub.add_parser("cluster", help="the Dask scheduler and the cluster's certificates")
     csub = s.add_subparsers(dest="action", required=True)
@@ -349,8 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--allowed-failures", type=int, default=2,
                    help="workers a submission may kill before it is reported failed, minus one (default: 2)")
     _tls_flags(c, "scheduler")
-    c.add_argument("extra", nargs="*", metavar="-- DASK-SCHEDULER-OPTIONS", help="passed to dask scheduler")
-    c.set_defaults(func=cmd_cluster)
+    c.set_defaults(func=cmd_cluster, extra=[])   # what follows `--` goes to dask scheduler as it is
     c = csub.add_parser("certs", help="make a CA and the scheduler's, workers' and client's certificates")
     c.add_argument("--out", required=True, metavar="DIR")
     c.add_argument("--host", action="append", metavar="NAME", help="a scheduler or worker host name (repeatable)")
@@ -360,7 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = []
+    if "--" in argv and ("worker" in argv[:argv.index("--")] or "cluster" in argv[:argv.index("--")]):
+        extra, argv = argv[argv.index("--") + 1:], argv[:argv.index("--")]
     args = build_parser().parse_args(argv)
+    if extra:
+        args.extra = extra
     args.root = str(Path(args.root).resolve())
     try:
         _check_gradebook(args)

@@ -39,6 +39,7 @@ class LocalCourse:
         self.root = base / f"course-{digest[:16]}"
         shutil.rmtree(self.root, ignore_errors=True)
         base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(base, 0o700)   # the bundle holds the hidden tests and the solutions
         unpack(data, self.root, max_bytes=BUNDLE_LIMIT, max_files=100_000)
         self.db_url = sqlite_url(self.root / "gradebook.db")
         self.config = load_config(self.root, self.db_url)
