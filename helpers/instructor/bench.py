@@ -221,6 +221,7 @@ def cluster_throughput(students: int = 3) -> dict[str, float]:
     n = students * len(BENCH_ASSIGNMENTS)
     print(f"\n3. Local processes against a Dask cluster on this machine, PostgreSQL gradebook: {n} submissions")
     rates: dict[str, float] = {}
+    host_cost: list[float] = []
     with tempfile.TemporaryDirectory() as tmp, PostgresServer() as pg:
         course = _bench_course(Path(tmp), students)
         for jobs in (1, 2):
@@ -241,12 +242,17 @@ def cluster_throughput(students: int = 3) -> dict[str, float]:
                                     scheduler=cluster.address, stream=open(os.devnull, "w"))
                     assert sum(o.status == "graded" for o in out) == n, f"bench: not every submission was graded: {out}"
                     rates[f"Dask, {jobs} worker{'s' if jobs > 1 else ''}, {run}"] = n / (time.perf_counter() - t0) * 60
+                    from .cluster.host import STATS
+
+                    host_cost.append(STATS.get("accept_seconds", 0.0) / max(STATS.get("accepted", 1), 1))
             finally:
                 cluster.stop()
     for name, rate in rates.items():
         jobs = 2 if "2" in name else 1
         base = rates[f"local --jobs {jobs}"]
         print(f"  {name:<28} {rate:6.1f} submissions/min   {(base / rate - 1) * 100:+5.1f}% time vs local --jobs {jobs}")
+    print(f"  the host's work per submission (check the answer, write PostgreSQL and autograded/): "
+          f"{sum(host_cost) / max(len(host_cost), 1) * 1000:.0f} ms")
     return rates
 
 

@@ -9,7 +9,8 @@ finished future exactly once: the answer is checked and written by :func:`.recei
 ``KilledWorker`` (the submission killed every worker it ran on, ``allowed-failures + 1`` of them)
 and any other error are that submission's ``failed`` outcome, by name, and the rest of the class
 goes on. If no submission finishes for a whole per-submission budget (plus a margin), the rest are
-cancelled and reported failed: a host-side bound on top of the workers' own deadlines.
+cancelled and reported failed: a host-side bound on top of the workers' own deadlines (it counts
+only while the same workers are connected: a worker that is restarting is not a stuck one).
 """
 from __future__ import annotations
 
@@ -27,13 +28,16 @@ from .security import TLSFiles, check_address, security
 
 CONNECT_TIMEOUT = 10     # seconds to reach the scheduler
 WORKER_WAIT = 60         # seconds to wait for the first worker
+COLD_START = 180         # seconds a fresh worker process may take to build its course (unpack, release, references)
 QUIET = ("distributed", "tornado", "asyncio")
+STATS: dict = {}         # the last run's host-side figures (make bench): accepted, accept_seconds
 
 
 def _quiet() -> None:
     """distributed logs its connection attempts and closing; the run's output is ours alone."""
-    for name in QUIET:
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    for name in list(logging.root.manager.loggerDict) + list(QUIET):
+        if name.split(".")[0] in QUIET:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def connect(address: str, tls: TLSFiles | None = None, insecure: bool = False, timeout: float = CONNECT_TIMEOUT):
@@ -90,36 +94,31 @@ def task_key(task: Task) -> str:
 
 
 class Dispatcher:
-    """Hands submissions to workers that have a free thread, one task per thread, pinned there.
+    """Keeps at most as many submissions on the cluster as it has worker threads, one per thread.
 
-    A worker never holds a task waiting behind the one it runs, so when a worker dies only the task
-    it was running is counted against (Dask's ``suspicious`` count): a poison submission can never
-    take an innocent one, queued on the same worker, down with it. A task whose worker dies moves
-    on (``allow_other_workers``); a finished task frees its worker at once (no polling delay).
+    Dask places each task on the least busy worker, so a task starts at once on a free thread and
+    never waits on a worker behind another one: when a worker dies (a poison submission kills it),
+    only the task it was running counts a failure against itself (Dask's ``suspicious`` count), not
+    an innocent one queued beside it. A new task is sent only while fewer are on the cluster than
+    it has threads, counted again at every look (a dead worker's threads no longer count).
     """
 
     def __init__(self, client):
         self.client = client
-        self.recent: dict = {}   # future -> (worker, time): submitted, not yet seen by the scheduler
+        self.workers: set = set()   # the workers seen at the last look
 
-    def free_slots(self) -> list[str]:
-        processing = self.client.processing()
+    def free_slots(self, in_flight: int) -> int:
         nthreads = self.client.nthreads()
-        now = time.monotonic()
-        seen = {k for keys in processing.values() for k in keys}
-        for f in list(self.recent):
-            if f.key in seen or f.done() or now - self.recent[f][1] > 10:
-                del self.recent[f]
-        slots = []
-        for w in sorted(nthreads):
-            used = max(len(processing.get(w, ())), 0) + sum(1 for rw, _ in self.recent.values() if rw == w)
-            slots += [w] * max(0, nthreads[w] - used)
-        return slots
+        self.workers = set(nthreads)
+        return max(0, sum(nthreads.values()) - in_flight)
 
-    def submit(self, worker: str, *args, **kw):
-        f = self.client.submit(*args, workers=[worker], allow_other_workers=True, **kw)
-        self.recent[f] = (worker, time.monotonic())
-        return f
+
+def _fetch(future) -> tuple:
+    """(result, None) or (None, the exception) of a finished future."""
+    try:
+        return future.result(), None
+    except Exception as exc:   # KilledWorker, CancelledError, an error in the task: that submission's
+        return None, exc
 
 
 def run(client, bundle, tasks: list[Task], root, config, options: dict, progress) -> list[Outcome]:
@@ -129,21 +128,22 @@ def run(client, bundle, tasks: list[Task], root, config, options: dict, progress
     from .receive import accept
 
     client.register_plugin(BundlePlugin(bundle.digest, bundle.data), name=f"cnn-course-bundle-{bundle.digest[:24]}")
+    STATS.clear()
     queue = list(tasks)
     dispatcher = Dispatcher(client)
     futures: dict = {}
-    stall = options["budget"] + max(30, 2 * options["cell_timeout"]) + 60
+    stall = options["budget"] + max(30, 2 * options["cell_timeout"]) + COLD_START
     outcomes: list[Outcome] = []
     started: dict = {}
     last_done = time.monotonic()
 
     def dispatch() -> None:
-        for worker in dispatcher.free_slots() if queue else []:
+        for _ in range(dispatcher.free_slots(sum(not f.done() for f in futures))):
             if not queue:
                 break
             t = queue.pop(0)
-            f = dispatcher.submit(worker, grade_remote, bundle.digest, _job(root, t, options), key=task_key(t),
-                                  pure=False, retries=0)
+            f = client.submit(grade_remote, bundle.digest, _job(root, t, options), key=task_key(t), pure=False,
+                              retries=0)
             futures[f], started[f] = t, time.monotonic()
 
     def finish(o: Outcome) -> None:
@@ -162,13 +162,17 @@ def run(client, bundle, tasks: list[Task], root, config, options: dict, progress
                         done, _ = wait(list(futures), timeout=1.0, return_when="FIRST_COMPLETED")
                 except TimeoutError:
                     done = set()
+            answers = {f: _fetch(f) for f in done}   # off the worker before it takes another submission
+            for f in done:
+                f.release()
+            seen = set(dispatcher.workers)
             dispatch()            # the workers that just finished (or joined) get the next ones first
-            if done:
-                last_done = time.monotonic()
+            if done or dispatcher.workers != seen or not dispatcher.workers:
+                last_done = time.monotonic()   # progress, or workers (re)starting: the bound counts from here
             elif time.monotonic() - last_done > stall:
-                for f in sorted(futures, key=lambda f: (futures[f].assignment, futures[f].student)):
+                for f in futures:
                     f.cancel()
-                for t in [futures[f] for f in futures] + queue:
+                for t in sorted([futures[f] for f in futures] + queue, key=lambda t: (t.assignment, t.student)):
                     finish(Outcome(t.assignment, t.student, "failed", f"no result from the cluster within {stall} s "
                                    f"(no submission finished in that time); cancelled"))
                 futures.clear()
@@ -176,20 +180,21 @@ def run(client, bundle, tasks: list[Task], root, config, options: dict, progress
                 break
             for f in sorted(done, key=lambda f: (futures[f].assignment, futures[f].student)):
                 t = futures.pop(f)
-                try:
-                    res = f.result()
-                except KilledWorker as exc:
+                res, exc = answers[f]
+                if isinstance(exc, KilledWorker):
                     o = Outcome(t.assignment, t.student, "failed",
                                 f"the grading worker died each time it graded this submission "
                                 f"({exc.allowed_failures + 1} workers): not graded; look at it by hand",
                                 time.monotonic() - started[f])
-                except Exception as exc:
+                elif exc is not None:
                     o = Outcome(t.assignment, t.student, "failed",
                                 f"the cluster task failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}",
                                 time.monotonic() - started[f])
                 else:
+                    t1 = time.perf_counter()
                     o = accept(res, t, root, config, options)
-                f.release()
+                    STATS["accepted"] = STATS.get("accepted", 0) + 1
+                    STATS["accept_seconds"] = STATS.get("accept_seconds", 0.0) + time.perf_counter() - t1
                 finish(o)
     except BaseException:
         client.cancel(list(futures))
