@@ -372,3 +372,67 @@ def test_bad_input_is_one_clear_line(case, postgres_server, tmp_path):
     assert len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert postgres_server.password not in res.stderr + res.stdout and "wrong-secret-pw" not in res.stderr
     assert time.monotonic() - t0 < 60
+
+
+def test_the_host_takes_what_returns_as_data(cluster_demo, postgres_server, tmp_path):
+    """receive.accept on forged answers: another assignment's notebook, a duplicated or unknown graded
+    cell, too many bytes, an outcome about someone else: refused, nothing written; forged points: the
+    gradebook's points win."""
+    import nbformat
+
+    from helpers.instructor.cluster.receive import accept, max_notebook_bytes
+    from helpers.instructor.grading.outcome import Task
+    from helpers.instructor.nbapi import load_config
+    from helpers.instructor.release import release
+
+    course = make_course(tmp_path / "host")
+    url = postgres_server.create_database("host_checks")
+    config = load_config(course, url)
+    release(config, ["02_conv_single_step", "07_relu"])
+    good = (cluster_demo["course"] / "autograded" / "alice" / "02_conv_single_step" /
+            "conv_single_step.ipynb").read_bytes()
+    other = (cluster_demo["course"] / "autograded" / "alice" / "07_relu" / "relu.ipynb").read_bytes()
+    task = Task("02_conv_single_step", "mallory", digest="d")
+    (course / ".cnn-course-state" / "staged" / "mallory" / "02_conv_single_step").mkdir(parents=True)
+    options = {"max_notebook_output_bytes": 1000}
+
+    def answer(nb_bytes, **outcome):
+        o = {"assignment": task.assignment, "student": task.student, "status": "graded", "reason": "",
+             "seconds": 1.0, "flags": []}
+        return {"outcome": {**o, **outcome}, "notebook": nb_bytes, "worker": "w"}
+
+    def edited(change):
+        nb = nbformat.reads(good.decode(), as_version=4)
+        change(nb)
+        return nbformat.writes(nb).encode()
+
+    def dup(nb):
+        nb.cells.append(next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")))
+
+    def unknown(nb):
+        next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")).metadata.nbgrader["grade_id"] = "x"
+
+    refused = {
+        "another assignment": answer(other),
+        "duplicate graded cell": answer(edited(dup)),
+        "unknown grade id": answer(edited(unknown)),
+        "too big": answer(good + b" " * max_notebook_bytes(options)),
+        "another student": answer(good, student="alice"),
+        "not a notebook": answer(b"{not json"),
+    }
+    for why, res in refused.items():
+        o = accept(res, task, course, config, options)
+        assert o.status == "failed" and "refused" in o.reason, (why, o)
+    assert not (course / "autograded").exists() and not scores(url)
+
+    def forge_points(nb):
+        for c in nb.cells:
+            if c.metadata.get("nbgrader", {}).get("grade"):
+                c.metadata.nbgrader["points"] = 100
+
+    o = accept(answer(edited(forge_points)), task, course, config, options)
+    assert o.status == "graded", o
+    got = scores(url)
+    assert got == {("mallory", "02_conv_single_step", "test_conv_single_step_canonical"): 2.0,
+                   ("mallory", "02_conv_single_step", "test_conv_single_step_hidden"): 3.0}
+    assert (course / "autograded" / "mallory" / "02_conv_single_step" / "conv_single_step.ipynb").is_file()

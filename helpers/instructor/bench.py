@@ -259,8 +259,9 @@ def cluster_throughput(students: int = 3) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     print(f"cores: {os.cpu_count()}\n")
-    if "--cluster" in argv:
-        cluster_throughput()
+    if "--cluster" in argv:   # only part 3; --students N (default 3) per assignment
+        n = int(argv[argv.index("--students") + 1]) if "--students" in argv else 3
+        cluster_throughput(n)
         return
     notebook_times()
     autograde_throughput()
