@@ -374,7 +374,20 @@ def test_bad_input_is_one_clear_line(case, postgres_server, tmp_path):
     assert time.monotonic() - t0 < 60
 
 
-def test_the_host_takes_what_returns_as_data(cluster_demo, postgres_server, tmp_path):
+@pytest.fixture(scope="session")
+def graded_notebooks(demo_class, tmp_path_factory) -> dict:
+    """alice's autograded 02 and 07, from a local run: what a worker would return."""
+    from helpers.instructor.autograde import autograde
+
+    course = copy_class(demo_class, tmp_path_factory.mktemp("graded_nbs"), ["02_conv_single_step", "07_relu"],
+                        ["alice"])
+    autograde(course, ["02_conv_single_step", "07_relu"], jobs=1, stream=io.StringIO())
+    auto = course / "autograded" / "alice"
+    return {"02": (auto / "02_conv_single_step" / "conv_single_step.ipynb").read_bytes(),
+            "07": (auto / "07_relu" / "relu.ipynb").read_bytes()}
+
+
+def test_the_host_takes_what_returns_as_data(graded_notebooks, postgres_server, tmp_path):
     """receive.accept on forged answers: another assignment's notebook, a duplicated or unknown graded
     cell, too many bytes, an outcome about someone else: refused, nothing written; forged points: the
     gradebook's points win."""
@@ -389,9 +402,7 @@ def test_the_host_takes_what_returns_as_data(cluster_demo, postgres_server, tmp_
     url = postgres_server.create_database("host_checks")
     config = load_config(course, url)
     release(config, ["02_conv_single_step", "07_relu"])
-    good = (cluster_demo["course"] / "autograded" / "alice" / "02_conv_single_step" /
-            "conv_single_step.ipynb").read_bytes()
-    other = (cluster_demo["course"] / "autograded" / "alice" / "07_relu" / "relu.ipynb").read_bytes()
+    good, other = graded_notebooks["02"], graded_notebooks["07"]
     task = Task("02_conv_single_step", "mallory", digest="d")
     (course / ".cnn-course-state" / "staged" / "mallory" / "02_conv_single_step").mkdir(parents=True)
     options = {"max_notebook_output_bytes": 1000}
