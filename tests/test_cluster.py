@@ -70,12 +70,17 @@ class Cluster:
                                        stdout=self.logs["scheduler"], stderr=subprocess.STDOUT, env=_env(),
                                        start_new_session=True)]
         self.nworkers = nworkers
-        self.wait_port()
-        self.procs.append(subprocess.Popen([CLI, "worker", self.address, "--nworkers", str(nworkers), *tls,
-                                            "--", *extra], stdout=self.logs["workers"], stderr=subprocess.STDOUT,
-                                           env=_env(), start_new_session=True))
-        self.client = self.connect()
-        self.wait_workers()
+        self.client = None
+        try:
+            self.wait_port()
+            self.procs.append(subprocess.Popen([CLI, "worker", self.address, "--nworkers", str(nworkers), *tls,
+                                                "--", *extra], stdout=self.logs["workers"],
+                                               stderr=subprocess.STDOUT, env=_env(), start_new_session=True))
+            self.client = self.connect()
+            self.wait_workers()
+        except BaseException:
+            self.stop()   # never leave a scheduler or workers behind
+            raise
 
     def wait_port(self, timeout=60):
         import socket
@@ -123,7 +128,8 @@ class Cluster:
 
     def stop(self):
         try:
-            self.client.close(timeout=10)
+            if self.client is not None:
+                self.client.close(timeout=10)
         except Exception:
             pass
         for p in reversed(self.procs):
