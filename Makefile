@@ -68,7 +68,7 @@ test: $(STAMP) system-deps browser postgres  ## every test
 test-fast: $(STAMP)  ## the tests that execute no notebook and start no browser
 	$(BIN)/python -m pytest -ra -m "not slow and not browser"
 
-bench: $(STAMP) system-deps  ## timings: notebook execution, autograde throughput
+bench: $(STAMP) system-deps postgres  ## timings: notebook execution, autograde throughput, local against Dask
 	$(BIN)/python -m helpers.instructor.bench
 
 refdata: $(STAMP)  ## rewrite data/reference_outputs.h5 from the source notebooks

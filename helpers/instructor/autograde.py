@@ -11,6 +11,11 @@ The steps, each in its own module of :mod:`helpers.instructor.grading`:
    ``Autograde`` and this tool's pipeline (:mod:`~.grading.pipeline`);
 4. the scores are read from the gradebook into the outcomes, and a summary table is printed.
 
+With ``scheduler`` (``--scheduler tls://HOST:PORT``), step 3 runs on a Dask cluster instead
+(:mod:`helpers.instructor.cluster`): each submission is a task that carries its staged bytes, the
+workers grade in private course directories and return data, and this machine writes
+``autograded/`` and the central gradebook, which must then be PostgreSQL.
+
 A corrupt or hostile submission is reported by name while the rest of the class is graded; a
 crash leaves the gradebook as it was (nbgrader replaces a submission's grades, never adds).
 Every setting and its default: :class:`helpers.instructor.options.GradingOptions`.
@@ -43,11 +48,14 @@ def grading_options(config, **overrides) -> GradingOptions:
 
 def autograde(root: Path | str, assignments: list[str] | None = None, *, student: str | None = None,
               force: bool = False, db_url: str | None = None, config_file: str | None = None, stream=None,
-              options: dict | None = None, **settings) -> list[Outcome]:
+              options: dict | None = None, scheduler: str | None = None, tls=None, insecure: bool = False,
+              **settings) -> list[Outcome]:
     """Grade every submission (or one student's) of the given assignments.
 
     ``options`` and ``settings`` are :class:`GradingOptions` values (``jobs``, ``cell_timeout``,
     ``budget``, ``sandbox``, ``out_of_kernel``, ...); ``None`` keeps the course's setting.
+    ``scheduler`` (with ``tls``, a :class:`~.cluster.security.TLSFiles`, and ``insecure``) grades on
+    a Dask cluster; ``jobs`` is then the cluster's business.
     """
     root = Path(root).resolve()
     ids = [a.id for a in ASSIGNMENTS] if not assignments else list(assignments)
@@ -55,19 +63,53 @@ def autograde(root: Path | str, assignments: list[str] | None = None, *, student
         get(a)
     config = load_config(root, db_url, config_file)   # fails early on an unreadable config
     opts = grading_options(config, **{**(options or {}), **settings})
+    client = _connect(config, scheduler, tls, insecure) if scheduler else None
+    try:
+        return _grade(root, ids, student, force, db_url, config_file, stream, config, opts, client)
+    finally:
+        if client is not None:
+            client.close(timeout=10)
+
+
+def _connect(config, scheduler: str, tls, insecure: bool):
+    """The Dask client of a distributed run, after refusing a SQLite central gradebook."""
+    from sqlalchemy.engine import make_url
+
+    from .cluster.host import connect
+
+    if make_url(config.CourseDirectory.db_url).get_backend_name() != "postgresql":
+        raise CourseError("--scheduler needs a PostgreSQL gradebook (--db-url postgresql+psycopg://USER@HOST/DB): "
+                          "the central gradebook of a distributed run is written by this machine into PostgreSQL, "
+                          "not SQLite")
+    return connect(scheduler, tls, insecure)
+
+
+def _grade(root, ids, student, force, db_url, config_file, stream, config, opts, client) -> list[Outcome]:
     tasks, outcomes = discover(root, ids, student, force, Limits.from_options(opts))
     _neutralize_tampering(config, tasks, root)
     progress = Progress(len(tasks) + len(outcomes), stream)
     jobs = max(1, min(opts.jobs or os.cpu_count() or 1, len(tasks) or 1))
     if tasks:
-        print(check_sandbox(opts, jobs), file=progress.stream, flush=True)
+        if client is not None:
+            from .cluster.host import workers_line
+
+            print(workers_line(client, opts), file=progress.stream, flush=True)
+        else:
+            print(check_sandbox(opts, jobs), file=progress.stream, flush=True)
     for o in outcomes:
         progress.line(o)
     _ensure_students(config, {t.student for t in tasks} | {o.student for o in outcomes if o.status != "rejected"})
     if tasks:
         _ensure_released(config, {t.assignment for t in tasks})
-        spec = WorkerSpec(str(root), db_url, config_file, opts.as_dict())
-        outcomes += run(spec, tasks, jobs, progress)
+        if client is not None:
+            from .cluster import host
+            from .cluster.bundle import build_bundle
+
+            outcomes += host.run(client, build_bundle(config, config_file), tasks, root, config, opts.as_dict(),
+                                 progress)
+        else:
+            spec = WorkerSpec(str(root), db_url, config_file, opts.as_dict())
+            outcomes += run(spec, tasks, jobs, progress)
     _fill_scores(config, outcomes)
     return outcomes
 

@@ -15,6 +15,12 @@
    03 and 04 on the race layer (goals: 1,000x forward, 500x backward), and against PyTorch in float64
    on a large layer (goal: at least as fast), with one ``einsum`` on the strided view beside them.
    ``python -m helpers.instructor.bench fast`` runs this part alone.
+5. ``--cluster`` (``make bench`` runs it too; ``python -m helpers.instructor.bench --cluster`` runs
+   only it): the same class graded into PostgreSQL (a throwaway server, tests/postgres_server.py)
+   by local ``--jobs 1`` and ``--jobs 2`` and through a Dask cluster on this machine (``cnn-course
+   cluster scheduler``, ``cnn-course worker --nworkers 1`` and ``2``), side by side: the cluster's
+   first run (cold workers: the course bundle unpacked, each assignment released into the
+   worker's local gradebook, the reference solutions run) and a second run (warm workers).
 """
 from __future__ import annotations
 
@@ -297,16 +303,114 @@ def fast_layers() -> dict:
     return figures
 
 
+class _LocalCluster:
+    """``cnn-course cluster scheduler`` and ``cnn-course worker --nworkers N`` on loopback."""
+
+    def __init__(self, nworkers: int, logdir: Path):
+        import socket
+
+        from .cluster.host import connect
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        cli = str(Path(sys.executable).parent / "cnn-course")
+        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+        env.pop("CNN_COURSE_DB_URL", None)
+        self.procs = [subprocess.Popen([cli, "cluster", "scheduler", "--port", str(self.port)], env=env,
+                                       stdout=open(logdir / f"scheduler{nworkers}.log", "w"), stderr=subprocess.STDOUT,
+                                       start_new_session=True)]
+        time.sleep(3)
+        self.procs.append(subprocess.Popen([cli, "worker", self.address, "--nworkers", str(nworkers)], env=env,
+                                           stdout=open(logdir / f"workers{nworkers}.log", "w"),
+                                           stderr=subprocess.STDOUT, start_new_session=True))
+        self.client = connect(self.address, timeout=60)
+        from .cluster.remote import report
+
+        end = time.monotonic() + 300
+        while time.monotonic() < end:
+            try:
+                got = self.client.run(report)
+                if len(got) >= nworkers and all(r["prepared"] for r in got.values()):
+                    return
+            except Exception:
+                pass
+            time.sleep(1)
+        raise RuntimeError(f"bench: {nworkers} Dask workers did not start (see {logdir})")
+
+    def stop(self) -> None:
+        import signal
+
+        self.client.close()
+        for p in reversed(self.procs):
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+                p.wait(30)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+
+
+def cluster_throughput(students: int = 3) -> dict[str, float]:
+    """Local --jobs N against a Dask cluster of N workers, N = 1 and 2, PostgreSQL gradebook."""
+    from .autograde import autograde
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from postgres_server import PostgresServer
+
+    n = students * len(BENCH_ASSIGNMENTS)
+    print(f"\n5. Local processes against a Dask cluster on this machine, PostgreSQL gradebook: {n} submissions")
+    rates: dict[str, float] = {}
+    host_cost: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp, PostgresServer() as pg:
+        course = _bench_course(Path(tmp), students)
+        for jobs in (1, 2):
+            _reset(course)
+            url = pg.create_database(f"local{jobs}")
+            t0 = time.perf_counter()
+            out = autograde(course, list(BENCH_ASSIGNMENTS), jobs=jobs, force=True, db_url=url,
+                            stream=open(os.devnull, "w"))
+            assert sum(o.status == "graded" for o in out) == n, f"bench: not every submission was graded: {out}"
+            rates[f"local --jobs {jobs}"] = n / (time.perf_counter() - t0) * 60
+            cluster = _LocalCluster(jobs, Path(tmp))
+            try:
+                for run in ("cold", "warm"):
+                    _reset(course)
+                    url = pg.create_database(f"cluster{jobs}{run}")
+                    t0 = time.perf_counter()
+                    out = autograde(course, list(BENCH_ASSIGNMENTS), force=True, db_url=url,
+                                    scheduler=cluster.address, stream=open(os.devnull, "w"))
+                    assert sum(o.status == "graded" for o in out) == n, f"bench: not every submission was graded: {out}"
+                    rates[f"Dask, {jobs} worker{'s' if jobs > 1 else ''}, {run}"] = n / (time.perf_counter() - t0) * 60
+                    from .cluster.host import STATS
+
+                    host_cost.append(STATS.get("accept_seconds", 0.0) / max(STATS.get("accepted", 1), 1))
+            finally:
+                cluster.stop()
+    for name, rate in rates.items():
+        jobs = 2 if "2" in name else 1
+        base = rates[f"local --jobs {jobs}"]
+        print(f"  {name:<28} {rate:6.1f} submissions/min   {(base / rate - 1) * 100:+5.1f}% time vs local --jobs {jobs}")
+    print(f"  the host's work per submission (check the answer, write PostgreSQL and autograded/): "
+          f"{sum(host_cost) / max(len(host_cost), 1) * 1000:.0f} ms")
+    return rates
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     print(f"cores: {os.cpu_count()}\n")
     if argv == ["fast"]:
         fast_layers()
         return
+    if "--cluster" in argv:   # only part 5; --students N (default 3) per assignment
+        n = int(argv[argv.index("--students") + 1]) if "--students" in argv else 3
+        cluster_throughput(n)
+        return
     notebook_times()
     autograde_throughput()
     training_time()
     fast_layers()
+    cluster_throughput()
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     cnn-course release [ASSIGNMENT ...]
     cnn-course autograde ASSIGNMENT|--all [--jobs N] [--student S] [--force]
+                         [--scheduler tls://HOST:PORT --tls-dir DIR | --tls-ca F --tls-cert F --tls-key F] [--insecure]
     cnn-course feedback ASSIGNMENT|--all [--student S]
     cnn-course export [--out FILE]
     cnn-course report [--out DIR]
@@ -10,6 +11,9 @@
     cnn-course refdata [--check] [--out FILE]
     cnn-course gradebook check
     cnn-course gradebook migrate --to URL [--from URL] [--replace]
+    cnn-course worker SCHEDULER [--nworkers N] [--no-sandbox] [--tls-dir DIR] [--insecure] [-- DASK-WORKER-OPTIONS]
+    cnn-course cluster scheduler [--host H] [--port P] [--tls-dir DIR] [--allowed-failures N] [--insecure]
+    cnn-course cluster certs --out DIR [--host NAME ...] [--days N]
 
 Global options: ``--root`` (the course directory, default: this repository), ``--db-url`` (or
 ``CNN_COURSE_DB_URL``: the gradebook, SQLite ``sqlite:///PATH``, default ``<root>/gradebook.db``, or
@@ -30,6 +34,14 @@ A problem with the input (an unknown assignment, no ``submitted/`` folder, an un
 a malformed gradebook URL, an unreachable database or a refused login) is reported in one line and
 exits with status 2, without a traceback and without the database password; anything else is a bug and
 keeps its traceback. Grading settings and their defaults: :mod:`helpers.instructor.options`.
+
+``autograde --scheduler`` grades on a Dask cluster (:mod:`helpers.instructor.cluster`): the central
+gradebook must then be PostgreSQL, a ``tls://`` scheduler needs the client certificate
+(``--tls-dir`` from ``cluster certs``, or ``--tls-ca/--tls-cert/--tls-key``), and ``tcp://`` is
+refused off loopback unless ``--insecure``. ``worker`` prepares a worker machine (sandbox users,
+probe) and runs ``dask worker`` with one thread and one sandbox slot per process; ``cluster
+scheduler`` runs ``dask scheduler`` with grading's settings; ``cluster certs`` makes a CA and the
+scheduler's, workers' and client's certificates, and prints the command lines that use them.
 """
 from __future__ import annotations
 
@@ -67,13 +79,49 @@ def cmd_autograde(args) -> int:
     if not args.all and not args.assignment:
         raise CourseError("name an assignment or use --all")
     outcomes = autograde(args.root, _assignments(args), student=args.student, force=args.force,
-                         db_url=args.db_url, config_file=args.config,
+                         db_url=args.db_url, config_file=args.config, scheduler=args.scheduler,
+                         tls=_tls(args, "client"), insecure=args.insecure,
                          options=dict(jobs=args.jobs, cell_timeout=args.cell_timeout, budget=args.budget,
                                       sandbox=False if args.no_sandbox else None,
                                       out_of_kernel=False if args.no_out_of_kernel else None,
                                       memory_mib=args.memory_limit, max_processes=args.max_processes))
     print(summary_table(outcomes))
     return 1 if any(o.status in ("failed", "corrupt", "missing", "rejected") for o in outcomes) and args.strict else 0
+
+
+def _tls(args, role: str):
+    from .cluster.security import TLSFiles
+
+    return TLSFiles.from_flags(args.tls_dir, args.tls_ca, args.tls_cert, args.tls_key, role=role)
+
+
+def cmd_worker(args) -> int:
+    from .cluster.commands import start_worker
+
+    start_worker(args.scheduler, args.nworkers, no_sandbox=args.no_sandbox, tls=_tls(args, "worker"),
+                 insecure=args.insecure, extra=args.extra)
+    return 0
+
+
+def cmd_cluster(args) -> int:
+    from .cluster import commands
+
+    if args.action == "certs":
+        commands.certs(args.out, args.host or [], args.days)
+        return 0
+    commands.start_scheduler(args.host, args.port, tls=_tls(args, "scheduler"), insecure=args.insecure,
+                             allowed_failures=args.allowed_failures, extra=args.extra)
+    return 0
+
+
+def _tls_flags(s, role: str) -> None:
+    s.add_argument("--tls-dir", default=None, metavar="DIR",
+                   help=f"certificates made by `cnn-course cluster certs` (ca.pem, {role}.pem, {role}-key.pem)")
+    s.add_argument("--tls-ca", default=None, metavar="FILE", help="CA certificate (PEM)")
+    s.add_argument("--tls-cert", default=None, metavar="FILE", help=f"the {role}'s certificate (PEM)")
+    s.add_argument("--tls-key", default=None, metavar="FILE", help=f"the {role}'s private key (PEM)")
+    s.add_argument("--insecure", action="store_true",
+                   help="allow an unencrypted tcp:// scheduler on a non-loopback address (a network you trust)")
 
 
 def cmd_feedback(args) -> int:
@@ -231,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="memory of one submission's processes (default: GradingOptions.memory_mib, 2048)")
     s.add_argument("--max-processes", type=int, default=None,
                    help="processes and threads of one submission (default: GradingOptions.max_processes, 128)")
+    s.add_argument("--scheduler", default=None, metavar="tls://HOST:PORT",
+                   help="grade on this Dask scheduler's workers instead of local processes (PostgreSQL gradebook)")
+    _tls_flags(s, "client")
     s.set_defaults(func=cmd_autograde)
 
     s = sub.add_parser("feedback", help="HTML feedback without hidden tests")
@@ -279,11 +330,42 @@ def build_parser() -> argparse.ArgumentParser:
                    help="source gradebook (default: the course's, from --db-url or <root>/gradebook.db)")
     g.add_argument("--replace", action="store_true", help="drop nbgrader's tables in a non-empty target first")
     g.set_defaults(func=cmd_gradebook)
+
+    s = sub.add_parser("worker", help="prepare this machine and run Dask grading workers",
+                       usage="cnn-course worker SCHEDULER [--nworkers N] [--no-sandbox] [TLS] [-- DASK-WORKER-OPTIONS]")
+    s.add_argument("scheduler", metavar="SCHEDULER", help="tls://HOST:PORT (or tcp://127.0.0.1:PORT)")
+    s.add_argument("--nworkers", "-n", type=int, default=1,
+                   help="worker processes: each grades one submission at a time (at most the cores, and "
+                        "memory / (GradingOptions.memory_mib + 0.5 GiB))")
+    s.add_argument("--no-sandbox", action="store_true", help="start without the sandbox (trusted code only)")
+    _tls_flags(s, "worker")
+    s.set_defaults(func=cmd_worker, extra=[])   # what follows `--` goes to dask worker as it is
+
+    s = sub.add_parser("cluster", help="the Dask scheduler and the cluster's certificates")
+    csub = s.add_subparsers(dest="action", required=True)
+    c = csub.add_parser("scheduler", help="run dask scheduler with grading's settings")
+    c.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    c.add_argument("--port", type=int, default=8786)
+    c.add_argument("--allowed-failures", type=int, default=2,
+                   help="workers a submission may kill before it is reported failed, minus one (default: 2)")
+    _tls_flags(c, "scheduler")
+    c.set_defaults(func=cmd_cluster, extra=[])   # what follows `--` goes to dask scheduler as it is
+    c = csub.add_parser("certs", help="make a CA and the scheduler's, workers' and client's certificates")
+    c.add_argument("--out", required=True, metavar="DIR")
+    c.add_argument("--host", action="append", metavar="NAME", help="a scheduler or worker host name (repeatable)")
+    c.add_argument("--days", type=int, default=365)
+    c.set_defaults(func=cmd_cluster)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = []
+    if "--" in argv and ("worker" in argv[:argv.index("--")] or "cluster" in argv[:argv.index("--")]):
+        extra, argv = argv[argv.index("--") + 1:], argv[:argv.index("--")]
     args = build_parser().parse_args(argv)
+    if extra:
+        args.extra = extra
     args.root = str(Path(args.root).resolve())
     try:
         _check_gradebook(args)
