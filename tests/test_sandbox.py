@@ -345,9 +345,11 @@ def test_a_kernel_booting_beside_the_check_outlives_what_the_check_leaves(rootbo
     from concurrent.futures import ThreadPoolExecutor
 
     bombs = sb.Policy(slot=12, memory_bytes=256 * sb.MiB, max_processes=40, address_space=1024 * sb.MiB, processes=1000)
+    # no event loop may run in the thread that starts the kernel, and that thread must outlive it
+    # (bubblewrap's --die-with-parent follows the thread that launched it): a pool kept to the end
+    pool = ThreadPoolExecutor(1)
     with sb.Box(bombs, "early-kernel") as box:
-        with ThreadPoolExecutor(1) as pool:     # no event loop may run in the thread that starts it
-            km = pool.submit(box.start_kernel).result()
+        km = pool.submit(box.start_kernel).result()
         end = time.monotonic() + 20
         while not box.kernel_cg.pids() and time.monotonic() < end:   # it joins its cgroup as it starts
             time.sleep(0.05)
@@ -377,6 +379,7 @@ def test_a_kernel_booting_beside_the_check_outlives_what_the_check_leaves(rootbo
         answer, processes = map(int, r["stdout"].split())
         assert answer == 42 and processes < 10, r["stdout"]     # its own PID namespace: no bomb in sight
         uid = box.uid
+    pool.shutdown()
     assert wait_gone(uid) == []
 
 

@@ -142,7 +142,9 @@ class Box:
 
     def start_kernel(self):
         """A kernel manager whose kernel is already booting in this box. The launch returns at once;
-        the kernel boots (Python, ipykernel) while the grader goes on with other work."""
+        the kernel boots (Python, ipykernel) while the grader goes on with other work. Call it from a
+        thread that outlives the kernel (a worker's main thread): bubblewrap's ``--die-with-parent``
+        ends the sandbox when the thread that launched it ends."""
         from jupyter_core.utils import run_sync
 
         km = self.kernel_manager()
