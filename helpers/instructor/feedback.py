@@ -67,6 +67,8 @@ class HideHiddenTests(NbGraderPreprocessor):
         return text
 
     def preprocess_cell(self, cell, resources, index):
+        if any(gid in str(cell.get("id", "")) for gid in self._hidden_ids):
+            cell["id"] = f"cell-{index}"   # nbconvert writes a cell's id into the page (id="cell-id=...")
         if cell.cell_type != "code":
             return cell, resources
         if not self._regions.has_hidden(cell):
