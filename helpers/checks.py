@@ -209,13 +209,22 @@ def _diagnose_conv_backward(fn, args, got, case) -> str | None:
     return None
 
 
-def _diagnose_pool_forward(fn, args, got, case) -> str | None:
-    A_prev, hp, mode = args
-    A, Aexp = got.get("A"), case.outputs["A"]
+def _pool_forward_got(args, got, case):
+    """What the pool_forward diagnoses look at: ``(A, expected A, A_prev's shape, f, stride)``, or None
+    when the answer is not an array."""
+    A_prev, hp, _ = args
+    A = got.get("A")
     if not isinstance(A, np.ndarray):
         return None
-    m, nh, nw, nc = A_prev.shape
-    f, s = int(hp["f"]), int(hp["stride"])
+    return A, case.outputs["A"], A_prev.shape, int(hp["f"]), int(hp["stride"])
+
+
+def _diagnose_pool_forward(fn, args, got, case) -> str | None:
+    A_prev, hp, mode = args
+    seen = _pool_forward_got(args, got, case)
+    if seen is None:
+        return None
+    A, Aexp, (m, nh, nw, nc), f, s = seen
     n_H, n_W = Aexp.shape[1:3]
     if mode == "average" and f > 1 and A.shape == Aexp.shape:
         if _close(A, Aexp * (f * f)):
@@ -330,12 +339,10 @@ def _diagnose_conv_backward_fast(fn, args, got, case) -> str | None:
 
 
 def _diagnose_pool_forward_fast(fn, args, got, case) -> str | None:
-    A_prev, hp, mode = args
-    A, Aexp = got.get("A"), case.outputs["A"]
-    if not isinstance(A, np.ndarray):
+    seen = _pool_forward_got(args, got, case)
+    if seen is None:
         return None
-    m, nh, nw, nc = A_prev.shape
-    f, s = int(hp["f"]), int(hp["stride"])
+    A, Aexp, (m, nh, nw, nc), f, s = seen
     if s > 1 and A.shape == (m, nh - f + 1, nw - f + 1, nc):
         return (f"A has the shape of a stride-1 output, {(m, nh - f + 1, nw - f + 1, nc)}: the stride was forgotten. "
                 f"Keep every stride-th window of the view, windows[:, ::stride, ::stride], which leaves "
