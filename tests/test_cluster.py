@@ -69,7 +69,7 @@ def cli(*args, timeout=900) -> subprocess.CompletedProcess:
 class Cluster:
     """A scheduler and one ``cnn-course worker`` command (N worker processes), each in its own session."""
 
-    def __init__(self, tmp: Path, nworkers: int = 2, tls_dir: Path | None = None, extra=()):
+    def __init__(self, tmp: Path, nworkers: int = 2, tls_dir: Path | None = None, extra=(), flags=()):
         self.port = free_port()
         scheme = "tls" if tls_dir else "tcp"
         self.address = f"{scheme}://127.0.0.1:{self.port}"
@@ -84,7 +84,7 @@ class Cluster:
         try:
             self.wait_port()
             self.procs.append(subprocess.Popen([CLI, "worker", self.address, "--nworkers", str(nworkers), *tls,
-                                                "--", *extra], stdout=self.logs["workers"],
+                                                *flags, "--", *extra], stdout=self.logs["workers"],
                                                stderr=subprocess.STDOUT, env=_env(), start_new_session=True))
             self.client = self.connect()
             self.wait_workers()
@@ -467,3 +467,106 @@ def test_the_host_takes_what_returns_as_data(graded_notebooks, postgres_server, 
     assert got == {("mallory", "02_conv_single_step", "test_conv_single_step_canonical"): 2.0,
                    ("mallory", "02_conv_single_step", "test_conv_single_step_hidden"): 3.0}
     assert (course / "autograded" / "mallory" / "02_conv_single_step" / "conv_single_step.ipynb").is_file()
+
+
+def test_the_hosts_writers_write_each_once_and_fail_by_name(graded_notebooks, postgres_server, tmp_path):
+    """The host's writer processes (cluster/writers.py), for real: two of them write a class as
+    accept() alone would, score included; writers SIGKILLed with writes in flight fail exactly those
+    submissions, by name, and the pool starts again for the rest; a gradebook that refuses the
+    password fails the submission in one line without the password."""
+    from helpers.instructor.cluster.receive import accept
+    from helpers.instructor.cluster.writers import Writers
+    from helpers.instructor.grading.outcome import Task
+    from helpers.instructor.nbapi import load_config
+    from helpers.instructor.release import release
+
+    course = make_course(tmp_path / "writers")
+    url = postgres_server.create_database("writers")
+    config = load_config(course, url)
+    release(config, ["02_conv_single_step"])
+    students = [f"s{i:02d}" for i in range(12)]
+    from helpers.instructor.nbapi import gradebook
+
+    with gradebook(config) as gb:
+        for s in students:
+            gb.add_student(s)
+    for s in students:
+        (course / ".cnn-course-state" / "staged" / s / "02_conv_single_step").mkdir(parents=True)
+
+    def answer(s):
+        return {"outcome": {"assignment": "02_conv_single_step", "student": s, "status": "graded", "seconds": 1.0},
+                "notebook": graded_notebooks["02"], "worker": "w"}
+
+    writers = Writers(2, course, config, {})
+    try:
+        first = {s: writers.submit(answer(s), Task("02_conv_single_step", s)) for s in students[:4]}
+        for s, f in first.items():
+            o, seconds = writers.outcome(f, Task("02_conv_single_step", s))
+            assert o.status == "graded" and (o.score, o.max_score) == (5.0, 5.0) and seconds > 0, o
+        # the pool's processes die while eight writes are queued or running
+        pool_pids = writers.pids()
+        assert len(pool_pids) == 2, pool_pids
+        inflight = {s: writers.submit(answer(s), Task("02_conv_single_step", s)) for s in students[4:]}
+        for pid in pool_pids:
+            os.kill(pid, signal.SIGKILL)
+        results = {s: writers.outcome(f, Task("02_conv_single_step", s))[0] for s, f in inflight.items()}
+        died = [s for s, o in results.items() if o.status == "failed"]
+        assert died, results   # at least the writes in flight when their process died
+        for s in died:
+            assert results[s].student == s and "writer process died" in results[s].reason, results[s]
+        assert all(o.status == "graded" for s, o in results.items() if s not in died), results
+        again = {s: writers.submit(answer(s), Task("02_conv_single_step", s)) for s in died}   # a new pool
+        for s, f in again.items():
+            assert writers.outcome(f, Task("02_conv_single_step", s))[0].status == "graded"
+    finally:
+        writers.close()
+    got = scores(url)
+    assert {k[0] for k in got} == set(students) and len(got) == 2 * len(students)
+    assert all(v == {"test_conv_single_step_canonical": 2.0, "test_conv_single_step_hidden": 3.0}[k[2]]
+               for k, v in got.items())
+
+    # the same write by accept() alone, into its own database: the same gradebook
+    url2 = postgres_server.create_database("writers_direct")
+    config2 = load_config(course, url2)
+    release(config2, ["02_conv_single_step"])
+    with gradebook(config2) as gb:
+        gb.add_student("s00")
+    accept(answer("s00"), Task("02_conv_single_step", "s00"), course, config2, {})
+    assert {k: v for k, v in got.items() if k[0] == "s00"} == scores(url2)
+
+    # a gradebook that refuses the password
+    bad = load_config(course, url.replace(postgres_server.password, "wrong-password-123"))
+    writers = Writers(1, course, bad, {})
+    try:
+        o, _ = writers.outcome(writers.submit(answer("s00"), Task("02_conv_single_step", "s00")),
+                               Task("02_conv_single_step", "s00"))
+    finally:
+        writers.close()
+    assert o.status == "failed" and o.reason.startswith("the host could not write its grades"), o
+    assert "wrong-password-123" not in o.reason and "\n" not in o.reason, o
+
+
+def test_a_worker_without_sandbox_takes_only_no_sandbox_runs(demo_class, postgres_server, tmp_path):
+    """`cnn-course worker --no-sandbox`: a sandboxed run is refused in one line before anything is
+    sent; `autograde --no-sandbox` grades on it, to the same scores as a local --no-sandbox run."""
+    from helpers.instructor.autograde import autograde
+
+    c = Cluster(tmp_path, 1, flags=["--no-sandbox"])
+    try:
+        course = copy_class(demo_class, tmp_path / "bare", ["02_conv_single_step"], ["alice", "cara", "gus"])
+        url = postgres_server.create_database("bare_worker")
+        res = cli("--root", str(course), "--db-url", url, "autograde", "--all", "--scheduler", c.address,
+                  timeout=300)
+        assert res.returncode == 2 and "run without a sandbox" in res.stderr, res.stdout + res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr, res.stderr
+        assert not (course / "autograded").exists() and not scores(url)
+        res = cli("--root", str(course), "--db-url", url, "autograde", "--all", "--scheduler", c.address,
+                  "--no-sandbox", timeout=600)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        assert res.stdout.splitlines()[0].startswith("cluster: 1 worker process(es) on 1 machine(s); sandbox: OFF")
+    finally:
+        c.stop()
+    local = copy_class(demo_class, tmp_path / "local", ["02_conv_single_step"], ["alice", "cara", "gus"])
+    url2 = postgres_server.create_database("bare_local")
+    autograde(local, ["02_conv_single_step"], jobs=1, db_url=url2, sandbox=False, stream=io.StringIO())
+    assert scores(url) == scores(url2) and len(scores(url)) == 6

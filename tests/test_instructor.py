@@ -300,6 +300,67 @@ def test_a_worker_killed_mid_run_loses_nothing_it_held(demo, tmp_path, subset_re
     _assert_nothing_doubled(course, len(graded))
 
 
+def test_workers_killed_at_any_moment_lose_nothing(demo, tmp_path, subset_reference):
+    """Workers SIGKILLed while they start up (the pool has already given them a submission, which
+    they have not taken or not yet said they started) and while they grade: the run still ends, each
+    submission has exactly one line, and a rerun completes the class with nothing doubled. The pool
+    gives every submission to one worker through that worker's own queue, so what a dead worker
+    held is always known."""
+    import threading
+
+    import psutil
+
+    course = _copy_class(demo["root"], tmp_path / "kill-storm", SUBSET)
+    env = _cli_env()
+    proc = subprocess.Popen([CLI, "--root", str(course), "autograde", "--all", "--jobs", "2"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    killed: list[int] = []
+
+    def workers():
+        try:
+            return [p for p in psutil.Process(proc.pid).children()
+                    if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
+        except psutil.Error:
+            return []
+
+    def storm():
+        seen: set = set()
+        delays = iter([0.05, 0.4, 2.5])   # new workers: as they import, as they take their first, mid-grade
+        while proc.poll() is None and len(killed) < 3:
+            for w in workers():
+                if w.pid in seen:
+                    continue
+                seen.add(w.pid)
+                delay = next(delays, None)
+                if delay is None:
+                    return
+                time.sleep(delay)
+                try:
+                    w.kill()
+                    killed.append(w.pid)
+                except psutil.Error:
+                    pass
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=storm, daemon=True)
+    killer.start()
+    out = proc.communicate(timeout=900)[0]
+    killer.join(5)
+    assert killed and proc.returncode == 0, out
+    progress = [ln for ln in out.splitlines() if ln.startswith("[")]
+    done = [tuple(ln.split()[3:6:2]) for ln in progress]   # (assignment, student)
+    tasks = {(a, s.name) for s in (course / "submitted").iterdir() for a in SUBSET if (s / a).exists()}
+    assert len(done) == len(set(done)) == len(tasks) and set(done) == tasks, out
+    died = [ln for ln in progress if "grading process died" in ln]
+    assert len(died) <= len(killed), out
+    rerun = subprocess.run([CLI, "--root", str(course), "autograde", "--all", "--jobs", "2"], env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    reference, graded = subset_reference
+    assert gradebook_scores(load_config(course)) == reference
+    _assert_nothing_doubled(course, len(graded))
+
+
 @pytest.mark.parametrize("args,needle", [
     (["autograde", "no_such_assignment"], "unknown assignment 'no_such_assignment'"),
     (["autograde", "--all"], "no submitted/ folder"),

@@ -384,15 +384,19 @@ def cluster_throughput(students: int = 3) -> dict[str, float]:
                     rates[f"Dask, {jobs} worker{'s' if jobs > 1 else ''}, {run}"] = n / (time.perf_counter() - t0) * 60
                     from .cluster.host import STATS
 
-                    host_cost.append(STATS.get("accept_seconds", 0.0) / max(STATS.get("accepted", 1), 1))
+                    host_cost.append((STATS.get("accept_seconds", 0.0) / max(STATS.get("accepted", 1), 1),
+                                      STATS.get("writers", 1)))
             finally:
                 cluster.stop()
     for name, rate in rates.items():
         jobs = 2 if "2" in name else 1
         base = rates[f"local --jobs {jobs}"]
         print(f"  {name:<28} {rate:6.1f} submissions/min   {(base / rate - 1) * 100:+5.1f}% time vs local --jobs {jobs}")
-    print(f"  the host's work per submission (check the answer, write PostgreSQL and autograded/): "
-          f"{sum(host_cost) / max(len(host_cost), 1) * 1000:.0f} ms")
+    per = sum(c for c, _ in host_cost) / max(len(host_cost), 1)
+    writers = max((w for _, w in host_cost), default=1)
+    print(f"  the host's work per submission (check the answer, write PostgreSQL and autograded/, in one of its "
+          f"{writers} writer processes): {per * 1000:.0f} ms, so about {3600 / max(per, 1e-9):,.0f} submissions "
+          f"an hour per writer process")
     return rates
 
 

@@ -84,7 +84,8 @@ def cmd_autograde(args) -> int:
                          options=dict(jobs=args.jobs, cell_timeout=args.cell_timeout, budget=args.budget,
                                       sandbox=False if args.no_sandbox else None,
                                       out_of_kernel=False if args.no_out_of_kernel else None,
-                                      memory_mib=args.memory_limit, max_processes=args.max_processes))
+                                      memory_mib=args.memory_limit, max_processes=args.max_processes,
+                                      host_writers=args.writers))
     print(summary_table(outcomes))
     return 1 if any(o.status in ("failed", "corrupt", "missing", "rejected") for o in outcomes) and args.strict else 0
 
@@ -281,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes and threads of one submission (default: GradingOptions.max_processes, 128)")
     s.add_argument("--scheduler", default=None, metavar="tls://HOST:PORT",
                    help="grade on this Dask scheduler's workers instead of local processes (PostgreSQL gradebook)")
+    s.add_argument("--writers", type=int, default=None, metavar="N",
+                   help="with --scheduler: processes here that check and write the returned grades "
+                        "(default: GradingOptions.host_writers; 0: the cores, at most 8)")
     _tls_flags(s, "client")
     s.set_defaults(func=cmd_autograde)
 

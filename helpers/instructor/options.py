@@ -23,6 +23,9 @@ class GradingOptions(Configurable):
                                "cells get at most what is left").tag(config=True)
     jobs = Integer(0, help="Submissions graded at once (0: the number of cores)").tag(config=True)
     max_restarts = Integer(3, help="Kernel restarts per notebook after a crash").tag(config=True)
+    host_writers = Integer(0, help="With a Dask scheduler: processes on this machine that check what the "
+                                   "workers return and write it into the gradebook (0: the cores, at most 8)"
+                           ).tag(config=True)
 
     # what runs
     sandbox = Bool(True, help="Run student code in the bubblewrap sandbox (off only for trusted code)").tag(config=True)

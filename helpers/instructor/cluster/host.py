@@ -5,7 +5,8 @@ one line, not a hang), TLS required for ``tls://`` and results routed through th
 (``direct_to_workers=False``: the instructor's machine needs to reach the scheduler only).
 :func:`run` registers the course bundle as a worker plugin, submits one task per submission
 (:func:`.remote.grade_remote`, ``pure=False``, a key that names the submission), and takes each
-finished future exactly once: the answer is checked and written by :func:`.receive.accept`; a
+finished future exactly once: the answer is checked and written by :func:`.receive.accept`, in one
+of the host's writer processes (:mod:`.writers`), while the next tasks run; a
 ``KilledWorker`` (the submission killed every worker it ran on, ``allowed-failures + 1`` of them)
 and any other error are that submission's ``failed`` outcome, by name, and the rest of the class
 goes on. If no submission finishes for a whole per-submission budget (plus a margin), the rest are
@@ -14,6 +15,7 @@ only while the same workers are connected: a worker that is restarting is not a 
 """
 from __future__ import annotations
 
+import concurrent.futures as cf
 import logging
 import re
 import time
@@ -125,20 +127,25 @@ def run(client, bundle, tasks: list[Task], root, config, options: dict, progress
     from distributed import wait
     from distributed.scheduler import KilledWorker
 
-    from .receive import accept
+    from .writers import Writers, default_count
 
     client.register_plugin(BundlePlugin(bundle.digest, bundle.data), name=f"cnn-course-bundle-{bundle.digest[:24]}")
     STATS.clear()
     queue = list(tasks)
     dispatcher = Dispatcher(client)
+    writers = Writers(default_count(int(options.get("host_writers", 0))), root, config, options)
+    backlog = 4 * writers.count   # answers waiting for a writer before no new task is sent (host memory)
     futures: dict = {}
+    writes: dict = {}             # concurrent future of a write -> its task
     stall = options["budget"] + max(30, 2 * options["cell_timeout"]) + COLD_START
     outcomes: list[Outcome] = []
     started: dict = {}
     last_done = time.monotonic()
+    t_run = time.perf_counter()
 
     def dispatch() -> None:
-        for _ in range(dispatcher.free_slots(sum(not f.done() for f in futures))):
+        room = dispatcher.free_slots(sum(not f.done() for f in futures))
+        for _ in range(room if len(writes) < backlog else 0):
             if not queue:
                 break
             t = queue.pop(0)
@@ -150,24 +157,54 @@ def run(client, bundle, tasks: list[Task], root, config, options: dict, progress
         outcomes.append(o)
         progress.line(o)
 
+    def written(block: float = 0.0) -> None:
+        """Report every write that has finished (waiting up to ``block`` s for one)."""
+        if not writes:
+            return
+        done, _ = cf.wait(list(writes), timeout=block, return_when=cf.FIRST_COMPLETED)
+        for w in sorted(done, key=lambda w: (writes[w].assignment, writes[w].student)):
+            o, seconds = writers.outcome(w, writes.pop(w))
+            STATS["accepted"] = STATS.get("accepted", 0) + 1
+            STATS["accept_seconds"] = STATS.get("accept_seconds", 0.0) + seconds
+            finish(o)
+
     try:
         dispatch()
-        while futures or queue:
+        while futures or queue or writes:
             if not futures:
-                time.sleep(0.5)   # every worker is gone for now: wait for one to (re)join
+                if writes:
+                    written(block=1.0)
+                else:
+                    time.sleep(0.5)   # every worker is gone for now: wait for one to (re)join
                 done = set()
             else:
                 try:
                     with client.as_current():
-                        done, _ = wait(list(futures), timeout=1.0, return_when="FIRST_COMPLETED")
+                        done, _ = wait(list(futures), timeout=1.0 if not writes else 0.2,
+                                       return_when="FIRST_COMPLETED")
                 except TimeoutError:
                     done = set()
             answers = {f: _fetch(f) for f in done}   # off the worker before it takes another submission
             for f in done:
                 f.release()
+            for f in sorted(done, key=lambda f: (futures[f].assignment, futures[f].student)):
+                t = futures.pop(f)
+                res, exc = answers[f]
+                if isinstance(exc, KilledWorker):
+                    finish(Outcome(t.assignment, t.student, "failed",
+                                   f"the grading worker died each time it graded this submission "
+                                   f"({exc.allowed_failures + 1} workers): not graded; look at it by hand",
+                                   time.monotonic() - started[f]))
+                elif exc is not None:
+                    finish(Outcome(t.assignment, t.student, "failed",
+                                   f"the cluster task failed: {type(exc).__name__}: "
+                                   f"{' '.join(str(exc).split())[:200]}", time.monotonic() - started[f]))
+                else:
+                    writes[writers.submit(res, t)] = t
+            written()
             seen = set(dispatcher.workers)
             dispatch()            # the workers that just finished (or joined) get the next ones first
-            if done or dispatcher.workers != seen or not dispatcher.workers:
+            if done or dispatcher.workers != seen or not dispatcher.workers or not futures:
                 last_done = time.monotonic()   # progress, or workers (re)starting: the bound counts from here
             elif time.monotonic() - last_done > stall:
                 for f in futures:
@@ -177,26 +214,11 @@ def run(client, bundle, tasks: list[Task], root, config, options: dict, progress
                                    f"(no submission finished in that time); cancelled"))
                 futures.clear()
                 queue.clear()
-                break
-            for f in sorted(done, key=lambda f: (futures[f].assignment, futures[f].student)):
-                t = futures.pop(f)
-                res, exc = answers[f]
-                if isinstance(exc, KilledWorker):
-                    o = Outcome(t.assignment, t.student, "failed",
-                                f"the grading worker died each time it graded this submission "
-                                f"({exc.allowed_failures + 1} workers): not graded; look at it by hand",
-                                time.monotonic() - started[f])
-                elif exc is not None:
-                    o = Outcome(t.assignment, t.student, "failed",
-                                f"the cluster task failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}",
-                                time.monotonic() - started[f])
-                else:
-                    t1 = time.perf_counter()
-                    o = accept(res, t, root, config, options)
-                    STATS["accepted"] = STATS.get("accepted", 0) + 1
-                    STATS["accept_seconds"] = STATS.get("accept_seconds", 0.0) + time.perf_counter() - t1
-                finish(o)
+        STATS["seconds"] = time.perf_counter() - t_run
+        STATS["writers"] = writers.count
     except BaseException:
         client.cancel(list(futures))
         raise
+    finally:
+        writers.close()
     return outcomes

@@ -1,11 +1,13 @@
 """The pool: N worker processes, a queue of submissions, a time limit, and workers replaced.
 
-Each worker (:mod:`.worker`) takes submissions from one queue, and may hold the next one while it
-grades (its kernel boots meanwhile). The pool shows a progress line per submission, and kills a
-worker that overruns a submission's budget (with everything it started: its process group, and
-every process of its sandbox user), records that submission as failed, puts the one it held back
-in the queue, and starts a new worker in its place. A worker that keeps dying stops the run with
-a clear error.
+The pool gives each submission to one worker (:mod:`.worker`), through that worker's own queue,
+and answers each worker's "start" with the next submission to hold while it grades (its kernel
+boots meanwhile). So the pool always knows what every worker holds: a worker that dies at any
+moment, even between taking a submission and saying so, loses nothing. The pool shows a progress
+line per submission, and kills a worker that overruns a submission's budget (with everything it
+started: its process group, and every process of its sandbox user), records that submission as
+failed, puts what it held but had not started back at the front of the queue, and starts a new
+worker in its place. A worker that keeps dying stops the run with a clear error.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from pathlib import Path
 from ..nbapi import CourseError
 from .discover import shown
 from .outcome import Outcome, Task
-from .worker import WorkerSpec, serve
+from .worker import NO_HOLD, WorkerSpec, serve
 
 MARKS = {"graded": "ok", "skipped": "--", "failed": "FAIL", "corrupt": "FAIL", "missing": "FAIL", "rejected": "REJ"}
 
@@ -86,79 +88,105 @@ def _kill_slot(spec: WorkerSpec, slot: int) -> None:
 
 def run(spec: WorkerSpec, tasks: list[Task], jobs: int, progress: Progress) -> list[Outcome]:
     ctx = mp.get_context("spawn")
-    task_q, result_q = ctx.Queue(), ctx.Queue()
-    for t in tasks:
-        task_q.put(t)
+    result_q = ctx.Queue()
+    waiting = list(tasks)        # not given to any worker yet
     jobs = max(1, min(jobs, len(tasks)))
-    workers = {}
+    workers: dict = {}
+    inboxes: dict = {}           # worker pid -> its own queue: the pool gives each submission to one worker
+    given: dict[int, list[Task]] = {}   # worker pid -> what it was given and has not finished, in order
     slots: dict[int, int] = {}   # worker pid -> sandbox slot (one sandbox user per slot)
 
     def start_worker(slot=None):
         if slot is None:
             used = set(slots.values())
             slot = next(i for i in range(jobs + len(used) + 1) if i not in used)
-        p = ctx.Process(target=serve, args=(spec, task_q, result_q, slot, jobs), daemon=True)
+        inbox = ctx.Queue()
+        p = ctx.Process(target=serve, args=(spec, inbox, result_q, slot), daemon=True)
         p.start()
-        workers[p.pid] = p
-        slots[p.pid] = slot
+        workers[p.pid], inboxes[p.pid], given[p.pid], slots[p.pid] = p, inbox, [], slot
+
+    def give(pid: int) -> None:
+        task = waiting.pop(0)
+        given[pid].append(task)
+        inboxes[pid].put(task)
+
+    def forget(pid: int) -> None:
+        """A dead worker: what it was given and did not start goes back to the front of the queue."""
+        del workers[pid]
+        inboxes.pop(pid).close()
+        waiting[:0] = given.pop(pid)
+        _kill_slot(spec, slots.pop(pid))
 
     for _ in range(jobs):
         start_worker()
     running: dict[int, tuple[Task, float]] = {}
-    held: dict[int, list[Task]] = {}   # worker pid -> submissions it holds for later (not started yet)
-
-    def give_back(pid: int) -> None:
-        """A dead worker's held submissions go back in the queue: nothing of them ran."""
-        for task in held.pop(pid, []):
-            task_q.put(task)
     outcomes: list[Outcome] = []
     budget, cell_timeout = spec.options["budget"], spec.options["cell_timeout"]
     hard_limit = budget + max(30, cell_timeout * 2)
     deaths = 0
+
+    def handle(msg) -> None:
+        if msg[0] == "slot":
+            if msg[1] in slots:
+                slots[msg[1]] = msg[2]
+        elif msg[0] == "start" and msg[2] in workers:
+            _, task, pid, _t0 = msg
+            running[pid] = (task, time.monotonic())
+            # the answer: the next one to hold (its kernel boots meanwhile), if enough are left for
+            # the other workers too, so that no worker waits for one at the end of the run
+            if len(waiting) >= len(workers):
+                give(pid)
+            else:
+                inboxes[pid].put(NO_HOLD)
+        elif msg[0] == "done":
+            o = msg[1]
+            key = (o.assignment, o.student)
+            pid = next((pid for pid, (t, _) in running.items() if (t.assignment, t.student) == key), None)
+            if pid is None:   # from a worker already stopped over its budget, its failure recorded: once only
+                return
+            del running[pid]
+            given[pid] = [g for g in given[pid] if (g.assignment, g.student) != key]
+            outcomes.append(o)
+            progress.line(o)
+
     try:
         while len(outcomes) < len(tasks):
+            for pid in workers:          # an idle worker (first start, or after the last one it held)
+                if not given[pid] and waiting:
+                    give(pid)
+            msgs = []
             try:
-                msg = result_q.get(timeout=0.5)
+                msgs.append(result_q.get(timeout=0.5))
             except queue.Empty:
-                msg = None
-            if msg and msg[0] == "slot":
-                if msg[1] in slots:
-                    slots[msg[1]] = msg[2]
-            elif msg and msg[0] == "holds":
-                held.setdefault(msg[1], []).append(msg[2])
-            elif msg and msg[0] == "start":
-                _, task, pid, t0 = msg
-                running[pid] = (task, time.monotonic())
-                held[pid] = [h for h in held.get(pid, []) if (h.assignment, h.student) != (task.assignment, task.student)]
-            elif msg and msg[0] == "done":
-                o = msg[1]
-                running.pop(next((pid for pid, (t, _) in running.items()
-                                  if (t.assignment, t.student) == (o.assignment, o.student)), None), None)
-                outcomes.append(o)
-                progress.line(o)
+                pass
+            # the dead, then every message already sent: what a worker said before it died is read
+            # before its death is judged (a finished submission is never also "died")
+            dead = {pid for pid, p in workers.items() if not p.is_alive()}
+            while True:
+                try:
+                    msgs.append(result_q.get_nowait())
+                except queue.Empty:
+                    break
+            for msg in msgs:
+                handle(msg)
             now = time.monotonic()
             for pid, p in list(workers.items()):
-                if not p.is_alive() and pid not in running:   # died between tasks, or at start-up
-                    del workers[pid]
-                    give_back(pid)
-                    slot = slots.pop(pid)
-                    _kill_slot(spec, slot)
+                if pid in dead and pid not in running:   # died between submissions, or at start-up
+                    forget(pid)
                     deaths += 1
                     if deaths > 2 * jobs:
                         raise CourseError(f"grading workers keep dying (last exit code {p.exitcode}); "
                                           "run with --jobs 1 to see why")
-                    if len(outcomes) + len(running) < len(tasks):
-                        start_worker(slot)
+                    if waiting:
+                        start_worker()
                     continue
                 over = pid in running and now - running[pid][1] > hard_limit
-                if over or (not p.is_alive() and pid in running):
+                if over or (pid in dead and pid in running):
                     task, t0 = running.pop(pid)
                     kill_group(pid)
                     p.join(5)
-                    del workers[pid]
-                    give_back(pid)
-                    slot = slots.pop(pid)
-                    _kill_slot(spec, slot)
+                    given[pid] = [g for g in given[pid] if (g.assignment, g.student) != (task.assignment, task.student)]
+                    forget(pid)
                     shutil.rmtree(Path(spec.root) / "autograded" / task.student / task.assignment,
                                   ignore_errors=True)
                     reason = (f"over the time budget of {budget} s; grader stopped" if over
@@ -166,18 +194,16 @@ def run(spec: WorkerSpec, tasks: list[Task], jobs: int, progress: Progress) -> l
                     o = Outcome(task.assignment, task.student, "failed", reason, now - t0)
                     outcomes.append(o)
                     progress.line(o)
-                    if len(outcomes) + len(running) < len(tasks):
-                        start_worker(slot)
+                    if waiting:
+                        start_worker()
             if not workers and len(outcomes) < len(tasks):
                 raise CourseError("every grading worker died; see the messages above")
     finally:
-        for _ in workers:
-            task_q.put(None)
+        for pid in workers:
+            inboxes[pid].put(None)
         for pid, p in workers.items():
             p.join(10)
             if p.is_alive():
                 kill_group(pid)
                 _kill_slot(spec, slots.get(pid, 0))
     return outcomes
-
-

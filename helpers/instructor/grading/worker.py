@@ -187,12 +187,16 @@ def failure_reason(res: dict) -> str:
     return ((named or lines or ["unknown error"])[-1])[:200]
 
 
-def serve(spec: WorkerSpec, tasks, results, slot: int = 0, jobs: int = 1) -> None:
-    """The worker process: grade tasks until a ``None`` arrives.
+NO_HOLD = "no-hold"   # the pool's answer to "start" when this worker is to hold nothing
 
-    While it grades one submission it holds the next one, if the queue has enough left for the
-    other workers too, and boots that one's kernel meanwhile; it tells the pool (``"holds"``), which
-    puts a held submission back in the queue if this worker dies."""
+
+def serve(spec: WorkerSpec, inbox, results, slot: int = 0) -> None:
+    """The worker process: grade what the pool gives it, in its own ``inbox``, until a ``None``.
+
+    The pool gives a worker one submission at a time, and answers each ``"start"`` with the next
+    one to hold (or :data:`NO_HOLD`, when the queue has too few left for the other workers): this
+    worker boots the held one's kernel while it grades. Every submission is given by the pool to
+    one worker, so a worker that dies at any moment loses nothing: the pool knows what it held."""
     import warnings
 
     from .pool import die_with_parent
@@ -207,30 +211,16 @@ def serve(spec: WorkerSpec, tasks, results, slot: int = 0, jobs: int = 1) -> Non
         slot, _token = acquire_slot(slot)   # this worker's sandbox user, for the worker's life
         results.put(("slot", os.getpid(), slot))
     worker = Worker(spec, slot)
-    task = tasks.get()
+    task = inbox.get()
     try:
         while task is not None:
-            upcoming = _take_upcoming(tasks, jobs)
-            if upcoming is not None:
-                results.put(("holds", os.getpid(), upcoming))
             results.put(("start", task, os.getpid(), time.monotonic()))
+            upcoming = inbox.get()
+            if upcoming is None:          # the pool is shutting down: this one, then stop
+                inbox.put(None)
+            if upcoming is None or upcoming == NO_HOLD:
+                upcoming = None
             results.put(("done", worker.grade(task, upcoming)))
-            task = upcoming if upcoming is not None else tasks.get()
+            task = upcoming if upcoming is not None else inbox.get()
     finally:
         worker.close()
-
-
-def _take_upcoming(tasks, jobs: int) -> Task | None:
-    """The next task, if the queue holds at least one for each worker (so that no other worker
-    waits for it at the end of the run); None otherwise. The shutdown marker is never taken."""
-    import queue
-
-    try:
-        if tasks.qsize() < jobs:
-            return None
-        task = tasks.get_nowait()
-    except (queue.Empty, NotImplementedError):
-        return None
-    if task is None:   # the pool is shutting down: leave the marker for the loop
-        tasks.put(None)
-    return task
