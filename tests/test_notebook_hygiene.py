@@ -143,3 +143,42 @@ def test_demonstrations_return_at_once_while_grading(monkeypatch):
     monkeypatch.delenv("CNN_COURSE_GRADING")
     assert plots.show_matrix(np.eye(3)) is not None          # outside a notebook: the Figure
     assert gradcheck.check_activation_gradient(relu, relu_backward) < 1e-7
+
+
+def _solution_defs(nb) -> dict:
+    """{function name: its def, as written} of every solution cell of a notebook."""
+    out = {}
+    for c in nb.cells:
+        if c.cell_type == "code" and nbg(c).get("solution"):
+            out.update({n.name: ast.get_source_segment(c.source, n) for n in ast.parse(c.source).body
+                        if isinstance(n, ast.FunctionDef)})
+    return out
+
+
+def _pasted_cells():
+    """(notebook, grade id, source notebook number, cell) of every cell that a learner pastes into
+    (grade id ``<what>_from_<NN>``)."""
+    import re
+
+    for a in ASSIGNMENTS:
+        for c in nbformat.read(str(a.source), as_version=4).cells:
+            m = re.fullmatch(r".+_from_(\d\d)", nbg(c).get("grade_id", ""))
+            if m:
+                yield a.id, nbg(c)["grade_id"], m.group(1), c
+
+
+@pytest.mark.parametrize("where,grade_id,number,cell", list(_pasted_cells()),
+                         ids=[f"{w}:{g}" for w, g, _, _ in _pasted_cells()])
+def test_a_pasted_cell_is_its_notebooks_exercise_verbatim(where, grade_id, number, cell):
+    """A cell the learner pastes an earlier notebook's answers into shows that notebook's skeleton,
+    unchanged (docstring, placeholders, hints, solution regions), so that "the code you wrote in the
+    same place" has one place; its reference answer is that notebook's."""
+    source = next(a for a in ASSIGNMENTS if a.id.startswith(number))
+    theirs = _solution_defs(nbformat.read(str(source.source), as_version=4))
+    ours = {n.name: ast.get_source_segment(cell.source, n) for n in ast.parse(cell.source).body
+            if isinstance(n, ast.FunctionDef)}
+    assert ours, f"{where}:{grade_id} defines no function"
+    for name, text in ours.items():
+        assert name in theirs, f"{where}:{grade_id}: {name} is not an exercise of {source.id}"
+        assert text == theirs[name], (f"{where}:{grade_id}: {name} differs from {source.id}'s exercise; copy its "
+                                      f"cell verbatim")

@@ -3,6 +3,7 @@ long exercises reach the student as a skeleton whose blanks hold no solution lin
 from __future__ import annotations
 
 import ast
+import re
 
 import nbformat
 import pytest
@@ -106,5 +107,5 @@ def test_long_exercises_reach_the_student_as_a_skeleton_with_no_solution_line(a,
         leaked = [ln.strip() for ln in written if ln.strip() in shown and ln.strip() not in
                   ("else:", "# YOUR CODE HERE")]
         assert not leaked, f"{a.id}/{gid}: solution lines in the student's skeleton: {leaked}"
-        if len(regions) >= 2:
+        if len(regions) >= 2 and not re.fullmatch(r".+_from_\d\d", gid):   # a paste: its notebook's exercise, verbatim
             assert "(\u2248 " in out and "= None" in out, f"{a.id}/{gid}: a skeleton without hints or placeholders"

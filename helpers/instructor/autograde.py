@@ -65,7 +65,12 @@ def autograde(root: Path | str, assignments: list[str] | None = None, *, student
     opts = grading_options(config, **{**(options or {}), **settings})
     client = _connect(config, scheduler, tls, insecure) if scheduler else None
     try:
-        return _grade(root, ids, student, force, db_url, config_file, stream, config, opts, client)
+        bundle = None
+        if client is not None:
+            from .cluster.host import announce
+
+            bundle = announce(client, config, config_file, ids)
+        return _grade(root, ids, student, force, db_url, config_file, stream, config, opts, client, bundle)
     finally:
         if client is not None:
             client.close(timeout=10)
@@ -84,7 +89,7 @@ def _connect(config, scheduler: str, tls, insecure: bool):
     return connect(scheduler, tls, insecure)
 
 
-def _grade(root, ids, student, force, db_url, config_file, stream, config, opts, client) -> list[Outcome]:
+def _grade(root, ids, student, force, db_url, config_file, stream, config, opts, client, bundle) -> list[Outcome]:
     tasks, outcomes = discover(root, ids, student, force, Limits.from_options(opts))
     _neutralize_tampering(config, tasks, root)
     progress = Progress(len(tasks) + len(outcomes), stream)
@@ -103,10 +108,8 @@ def _grade(root, ids, student, force, db_url, config_file, stream, config, opts,
         _ensure_released(config, {t.assignment for t in tasks})
         if client is not None:
             from .cluster import host
-            from .cluster.bundle import build_bundle
 
-            outcomes += host.run(client, build_bundle(config, config_file), tasks, root, config, opts.as_dict(),
-                                 progress)
+            outcomes += host.run(client, bundle, tasks, root, config, opts.as_dict(), progress)
         else:
             spec = WorkerSpec(str(root), db_url, config_file, opts.as_dict())
             outcomes += run(spec, tasks, jobs, progress)

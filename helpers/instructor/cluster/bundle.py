@@ -135,13 +135,26 @@ def unpack(data: bytes, dest: Path, max_bytes: int = LIMITS.max_bytes, max_files
 
 
 class BundlePlugin(WorkerPlugin):
-    """Hands the course bundle to a worker process: kept in memory under its digest (checked)."""
+    """Hands the course bundle to a worker process: kept in memory under its digest (checked), and
+    the worker starts building its course from it at once (:func:`.remote.warm_up`, in a thread),
+    releasing the run's ``assignments``, while the host is still staging the class."""
 
-    def __init__(self, digest: str, data: bytes):
-        self.digest, self.data = digest, data
-        self.name = f"cnn-course-bundle-{digest[:24]}"
+    def __init__(self, digest: str, data: bytes, assignments=()):
+        self.digest, self.data, self.assignments = digest, data, tuple(assignments)
+        self.name = plugin_name(digest)
 
     def setup(self, worker=None):
+        import threading
+
+        from .remote import warm_up
+
         if hashlib.sha256(self.data).hexdigest() != self.digest:
             raise ValueError("the course bundle does not match its digest")
         BUNDLES[self.digest] = self.data
+        base = Path(worker.local_directory) / "cnn-course" if worker is not None else None
+        threading.Thread(target=warm_up, args=(self.digest, self.assignments, base), daemon=True,
+                         name="cnn-course-warm-up").start()
+
+
+def plugin_name(digest: str) -> str:
+    return f"cnn-course-bundle-{digest[:24]}"

@@ -3,7 +3,8 @@
 :func:`connect` opens a ``distributed.Client`` with a short timeout (an unreachable scheduler is
 one line, not a hang), TLS required for ``tls://`` and results routed through the scheduler
 (``direct_to_workers=False``: the instructor's machine needs to reach the scheduler only).
-:func:`run` registers the course bundle as a worker plugin, submits one task per submission
+:func:`announce` registers the course bundle as a worker plugin (before the host stages the class:
+the workers build their course meanwhile); :func:`run` submits one task per submission
 (:func:`.remote.grade_remote`, ``pure=False``, a key that names the submission), and takes each
 finished future exactly once: the answer is checked and written by :func:`.receive.accept`, in one
 of the host's writer processes (:mod:`.writers`), while the next tasks run; a
@@ -24,7 +25,7 @@ import uuid
 from ..grading.discover import staging_root
 from ..grading.outcome import Outcome, Task
 from ..nbapi import CourseError
-from .bundle import BundlePlugin, pack_submission
+from .bundle import BundlePlugin, pack_submission, plugin_name
 from .remote import grade_remote, report
 from .security import TLSFiles, check_address, security
 
@@ -85,6 +86,16 @@ def workers_line(client, opts) -> str:
             + (probes[0] if len(probes) == 1 else f"{len(probes)} different sandbox reports; first: {probes[0]}"))
 
 
+def announce(client, config, config_file, assignments: list[str]):
+    """Build the course bundle and register it with the cluster, before the host stages the class:
+    each worker builds its course and releases ``assignments`` meanwhile. Returns the bundle."""
+    from .bundle import build_bundle
+
+    bundle = build_bundle(config, config_file)
+    client.register_plugin(BundlePlugin(bundle.digest, bundle.data, assignments), name=plugin_name(bundle.digest))
+    return bundle
+
+
 def _job(root, task: Task, options: dict) -> dict:
     files = pack_submission(staging_root(root) / task.student / task.assignment)
     return {"assignment": task.assignment, "student": task.student, "files": files, "digest": task.digest,
@@ -129,7 +140,6 @@ def run(client, bundle, tasks: list[Task], root, config, options: dict, progress
 
     from .writers import Writers, default_count
 
-    client.register_plugin(BundlePlugin(bundle.digest, bundle.data), name=f"cnn-course-bundle-{bundle.digest[:24]}")
     STATS.clear()
     queue = list(tasks)
     dispatcher = Dispatcher(client)

@@ -74,15 +74,33 @@ def _base() -> Path:
         return Path(tempfile.gettempdir()) / f"cnn-course-worker-{os.getpid()}"
 
 
-def course_for(digest: str) -> LocalCourse:
+def course_for(digest: str, base: Path | None = None) -> LocalCourse:
     if digest not in _COURSES:
         data = BUNDLES.get(digest)
         if data is None:
             raise RuntimeError(f"this worker has no course bundle {digest[:16]} (the host registers it as a "
                                f"worker plugin before it submits)")
         _COURSES.clear()
-        _COURSES[digest] = LocalCourse(digest, data, _base())
+        _COURSES[digest] = LocalCourse(digest, data, base or _base())
     return _COURSES[digest]
+
+
+def warm_up(digest: str, assignments, base: Path | None = None) -> None:
+    """As soon as a bundle arrives (a thread of :class:`.bundle.BundlePlugin`): build this process's
+    course from it and release ``assignments`` into its local gradebook, holding the grading lock,
+    so that the first task finds them ready. Whatever fails here is left for the task to meet
+    again, and report."""
+    with _LOCK:
+        if not WORKER["prepared"]:
+            return
+        try:
+            course = course_for(digest, base)
+            for a in assignments:
+                course.release(a)
+        except Exception as exc:   # the task that needs it fails with the real error, by name
+            import logging
+
+            logging.getLogger("cnn_course.worker").warning("warm-up of course %s: %s", digest[:16], exc)
 
 
 def _failed(job: dict, reason: str, t0: float) -> dict:
