@@ -33,7 +33,7 @@ from .grading.outcome import Outcome, Task
 from .grading.pool import Progress, run
 from .grading.stage import Limits
 from .grading.state import STATE_DIR
-from .grading.worker import WorkerSpec, policy_for
+from .grading.worker import WorkerSpec
 from .nbapi import CourseError, gradebook, load_config, make_api
 from .options import GradingOptions
 
@@ -119,14 +119,14 @@ def _grade(root, ids, student, force, db_url, config_file, stream, config, opts,
 
 def check_sandbox(opts: GradingOptions, jobs: int) -> str:
     """Create the sandbox users, run one probe, and say in one line what is and is not enforced."""
-    from .sandbox import SandboxError, ensure_users, probe
+    from .sandbox import Policy, SandboxError, ensure_users, probe
 
     if not opts.sandbox:
         return ("sandbox: OFF (--no-sandbox): student code runs as the grading user, with its file access, "
                 "the network and no limits")
     try:
         ensure_users(jobs)
-        return probe(policy_for(opts, 0)).summary()
+        return probe(Policy.from_options(opts, 0)).summary()
     except SandboxError as exc:
         raise CourseError(f"the grading sandbox does not work here: {exc}. Fix it, or grade trusted "
                           f"submissions without it (--no-sandbox)") from None

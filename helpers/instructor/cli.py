@@ -3,6 +3,7 @@
     cnn-course release [ASSIGNMENT ...]
     cnn-course autograde ASSIGNMENT|--all [--jobs N] [--student S] [--force]
                          [--scheduler tls://HOST:PORT --tls-dir DIR | --tls-ca F --tls-cert F --tls-key F] [--insecure]
+                         [--writers N]
     cnn-course feedback ASSIGNMENT|--all [--student S]
     cnn-course export [--out FILE]
     cnn-course report [--out DIR]

@@ -67,9 +67,8 @@ def worker_env(no_sandbox: bool, tls: bool) -> dict:
 def start_worker(scheduler: str, nworkers: int = 1, no_sandbox: bool = False, tls: TLSFiles | None = None,
                  insecure: bool = False, extra: list[str] = (), stream=None) -> None:
     """Check the machine, then ``exec`` the ``dask worker`` command (never returns on success)."""
-    from ..grading.worker import policy_for
     from ..options import GradingOptions
-    from ..sandbox import SandboxError, ensure_users, probe
+    from ..sandbox import Policy, SandboxError, ensure_users, probe
 
     out = stream or sys.stdout
     scheme = check_address(scheduler, insecure)
@@ -86,7 +85,7 @@ def start_worker(scheduler: str, nworkers: int = 1, no_sandbox: bool = False, tl
     else:
         try:
             ensure_users(nworkers)
-            print(probe(policy_for(GradingOptions(), 0)).summary(), file=out, flush=True)
+            print(probe(Policy.from_options(GradingOptions(), 0)).summary(), file=out, flush=True)
         except SandboxError as exc:
             raise CourseError(f"the grading sandbox does not work on this machine: {exc}. Fix it (as root, with "
                               f"bubblewrap), or start workers for trusted code only with --no-sandbox") from None

@@ -20,9 +20,8 @@ SANDBOX_ENV = "CNN_COURSE_WORKER_SANDBOX"
 
 
 def prepare() -> dict:
-    from ..grading.worker import policy_for
     from ..options import GradingOptions
-    from ..sandbox import acquire_slot, ensure_users, probe, remove_stale_boxes
+    from ..sandbox import Policy, acquire_slot, ensure_users, probe, remove_stale_boxes
 
     warnings.filterwarnings("ignore", module="nbgrader")
     os.environ.pop("CNN_COURSE_DB_URL", None)    # a worker never opens the central gradebook
@@ -32,7 +31,7 @@ def prepare() -> dict:
         slot, _token = acquire_slot(0)            # held for the life of this process
         ensure_users(slot + 1)
         remove_stale_boxes(slot)
-        line = probe(policy_for(GradingOptions(), slot)).summary()   # SandboxError: the worker does not start
+        line = probe(Policy.from_options(GradingOptions(), slot)).summary()   # SandboxError: the worker does not start
     remote.WORKER.update(prepared=True, sandbox=sandbox, slot=slot, probe=line, pid=os.getpid())
     log.info("cnn-course grader ready: slot %s; %s", slot, line)
     return remote.WORKER

@@ -1,8 +1,10 @@
 """What comes back from a worker is data: checked, then written by the trusted host alone.
 
 A worker returns ``{"outcome": {...}, "notebook": bytes | None, "worker": str}``. The host
-believes none of it beyond what it checks (a worker runs student code; a sandbox escape there must
-not reach the gradebook of anyone else, nor the host's files):
+believes none of it beyond what it checks: the notebook's cells and outputs, and the outcome's
+text, are shaped by the student code the worker ran, and must reach no one else's grades nor the
+host's files. (These checks are not a wall against a worker *process* under an attacker's control,
+which takes a sandbox escape: Dask unpickles what its peers send. The README's threat model says so.)
 
 - the outcome must be about the task's own assignment and student, with status ``graded`` or
   ``failed``; its text fields are cut to a length and every other field is rebuilt here;

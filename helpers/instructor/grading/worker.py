@@ -30,12 +30,6 @@ class WorkerSpec:
     options: dict
 
 
-def policy_for(options: GradingOptions, slot: int):
-    from ..sandbox import Policy
-
-    return Policy.from_options(options, slot)
-
-
 class Worker:
     def __init__(self, spec: WorkerSpec, slot: int = 0):
         from ..nbapi import load_config, make_api
@@ -59,12 +53,12 @@ class Worker:
     def open_box(self, task: Task):
         """A new box for ``task`` and a kernel already booting in it; the submission's files go in
         after. Nothing in scratch takes part in starting a kernel (see ``sandbox/env.py``)."""
-        from ..sandbox import Box, NullBox
+        from ..sandbox import Box, NullBox, Policy
 
         if not self.options.sandbox:
             box = NullBox()
         else:
-            box = Box(policy_for(self.options, self.slot), label=f"{task.student}-{task.assignment}")
+            box = Box(Policy.from_options(self.options, self.slot), label=f"{task.student}-{task.assignment}")
         try:
             return box, box.start_kernel()
         except Exception:   # started again, with its error, by the execute step
