@@ -470,23 +470,23 @@ def test_the_host_takes_what_returns_as_data(graded_notebooks, postgres_server, 
 
 
 def test_the_hosts_writers_write_each_once_and_fail_by_name(graded_notebooks, postgres_server, tmp_path):
-    """The host's writer processes (cluster/writers.py), for real: two of them write a class as
-    accept() alone would, score included; writers SIGKILLed with writes in flight fail exactly those
-    submissions, by name, and the pool starts again for the rest; a gradebook that refuses the
-    password fails the submission in one line without the password."""
+    """The host's writer processes (cluster/writers.py), for real: two of them write as accept()
+    alone would, score included. Writers SIGKILLed with writes in flight break the pool: every write
+    it held is made again in a new pool, once, and reported once; writes lost in two broken pools in
+    a row fail by name, with their state record removed. A gradebook that refuses the password
+    fails the submission in one line without the password."""
     from helpers.instructor.cluster.receive import accept
     from helpers.instructor.cluster.writers import Writers
     from helpers.instructor.grading.outcome import Task
-    from helpers.instructor.nbapi import load_config
+    from helpers.instructor.grading.state import state_file
+    from helpers.instructor.nbapi import gradebook, load_config
     from helpers.instructor.release import release
 
     course = make_course(tmp_path / "writers")
     url = postgres_server.create_database("writers")
     config = load_config(course, url)
     release(config, ["02_conv_single_step"])
-    students = [f"s{i:02d}" for i in range(12)]
-    from helpers.instructor.nbapi import gradebook
-
+    students = [f"s{i:02d}" for i in range(16)]
     with gradebook(config) as gb:
         for s in students:
             gb.add_student(s)
@@ -497,27 +497,55 @@ def test_the_hosts_writers_write_each_once_and_fail_by_name(graded_notebooks, po
         return {"outcome": {"assignment": "02_conv_single_step", "student": s, "status": "graded", "seconds": 1.0},
                 "notebook": graded_notebooks["02"], "worker": "w"}
 
+    def submit(writers, names):
+        for s in names:
+            writers.submit(answer(s), Task("02_conv_single_step", s))
+
+    def drain(writers, n, timeout=180):
+        got, end = [], time.monotonic() + timeout
+        while len(got) < n and time.monotonic() < end:
+            got += [o for o, _ in writers.finished(block=1.0)]
+        assert len(got) == n and not writers.pending, (got, writers.pending)
+        return {o.student: o for o in got}
+
+    def kill(pids):
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     writers = Writers(2, course, config, {})
     try:
-        first = {s: writers.submit(answer(s), Task("02_conv_single_step", s)) for s in students[:4]}
-        for s, f in first.items():
-            o, seconds = writers.outcome(f, Task("02_conv_single_step", s))
-            assert o.status == "graded" and (o.score, o.max_score) == (5.0, 5.0) and seconds > 0, o
-        # the pool's processes die while eight writes are queued or running
-        pool_pids = writers.pids()
-        assert len(pool_pids) == 2, pool_pids
-        inflight = {s: writers.submit(answer(s), Task("02_conv_single_step", s)) for s in students[4:]}
-        for pid in pool_pids:
-            os.kill(pid, signal.SIGKILL)
-        results = {s: writers.outcome(f, Task("02_conv_single_step", s))[0] for s, f in inflight.items()}
-        died = [s for s, o in results.items() if o.status == "failed"]
-        assert died, results   # at least the writes in flight when their process died
-        for s in died:
-            assert results[s].student == s and "writer process died" in results[s].reason, results[s]
-        assert all(o.status == "graded" for s, o in results.items() if s not in died), results
-        again = {s: writers.submit(answer(s), Task("02_conv_single_step", s)) for s in died}   # a new pool
-        for s, f in again.items():
-            assert writers.outcome(f, Task("02_conv_single_step", s))[0].status == "graded"
+        submit(writers, students[:4])
+        first = drain(writers, 4)
+        assert all(o.status == "graded" and (o.score, o.max_score) == (5.0, 5.0) for o in first.values()), first
+        # the pool's processes die while eight writes are queued or running: all made again, once
+        pids = writers.pids()
+        assert len(pids) == 2, pids
+        submit(writers, students[4:12])
+        kill(pids)
+        again = drain(writers, 8)
+        assert sorted(again) == students[4:12] and all(o.status == "graded" for o in again.values()), again
+        assert not set(writers.pids()) & set(pids)
+        # two broken pools in a row: those writes fail by name, their state records removed
+        submit(writers, students[12:])
+        kill(writers.pids())
+        end = time.monotonic() + 60
+        old = set(pids) | set(writers.pids())
+        while time.monotonic() < end:
+            writers.finished(block=0.2)   # notices the break, starts a new pool, sends the four again
+            fresh = [p for p in writers.pids() if p not in old]
+            if fresh:
+                kill(fresh)
+                break
+        lost = drain(writers, 4)
+        assert sorted(lost) == students[12:], lost
+        for s, o in lost.items():
+            assert o.status == "failed" and "twice" in o.reason and o.student == s, o
+            assert not state_file(course, "02_conv_single_step", s).exists()
+        submit(writers, students[12:])
+        assert all(o.status == "graded" for o in drain(writers, 4).values())
     finally:
         writers.close()
     got = scores(url)
@@ -538,8 +566,8 @@ def test_the_hosts_writers_write_each_once_and_fail_by_name(graded_notebooks, po
     bad = load_config(course, url.replace(postgres_server.password, "wrong-password-123"))
     writers = Writers(1, course, bad, {})
     try:
-        o, _ = writers.outcome(writers.submit(answer("s00"), Task("02_conv_single_step", "s00")),
-                               Task("02_conv_single_step", "s00"))
+        submit(writers, ["s00"])
+        o = drain(writers, 1)["s00"]
     finally:
         writers.close()
     assert o.status == "failed" and o.reason.startswith("the host could not write its grades"), o
@@ -570,3 +598,38 @@ def test_a_worker_without_sandbox_takes_only_no_sandbox_runs(demo_class, postgre
     url2 = postgres_server.create_database("bare_local")
     autograde(local, ["02_conv_single_step"], jobs=1, db_url=url2, sandbox=False, stream=io.StringIO())
     assert scores(url) == scores(url2) and len(scores(url)) == 6
+
+
+def test_a_new_version_of_the_course_replaces_the_old_bundle(cluster, demo_class, tmp_path):
+    """announce() of a changed course unregisters the bundle of the version before it: the scheduler
+    keeps only the new one (a worker that joins later builds only that), and every worker drops the
+    old bundle's bytes."""
+    import nbformat
+
+    from helpers.instructor.cluster.bundle import plugin_name
+    from helpers.instructor.cluster.host import announce
+    from helpers.instructor.nbapi import load_config
+
+    course = copy_class(demo_class, tmp_path / "versions", ["01_zero_padding"])
+    old = announce(cluster.client, load_config(course), None, ["01_zero_padding"])
+    path = course / "notebooks" / "01_zero_padding" / "zero_padding.ipynb"
+    nb = nbformat.read(str(path), as_version=4)
+    nb.cells.append(nbformat.v4.new_markdown_cell("An erratum, added after the first release."))
+    nbformat.write(nb, str(path))
+    new = announce(cluster.client, load_config(course), None, ["01_zero_padding"])
+    assert new.digest != old.digest
+    names = cluster.client.run_on_scheduler(lambda dask_scheduler=None: list(dask_scheduler.worker_plugins))
+    assert plugin_name(new.digest) in names and plugin_name(old.digest) not in names, names
+
+    def held():
+        from helpers.instructor.cluster.bundle import BUNDLES
+
+        return sorted(BUNDLES)
+
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        got = cluster.client.run(held)
+        if all(old.digest not in v and new.digest in v for v in got.values()):
+            break
+        time.sleep(0.5)
+    assert len(got) == 2 and all(old.digest not in v and new.digest in v for v in got.values()), got

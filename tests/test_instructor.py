@@ -361,6 +361,38 @@ def test_workers_killed_at_any_moment_lose_nothing(demo, tmp_path, subset_refere
     _assert_nothing_doubled(course, len(graded))
 
 
+def test_a_worker_hung_at_start_up_is_replaced_and_blocks_no_one(demo, tmp_path, subset_reference):
+    """A worker SIGSTOPped as soon as it exists (it holds a submission it never starts, and is
+    stopped wherever it was, in the middle of a write included): the other worker goes on, since each
+    talks to the pool through a pipe of its own; after the time limit the pool kills the hung one
+    and gives its submission to a new worker. Every submission is graded, none fails."""
+    import psutil
+
+    course = _copy_class(demo["root"], tmp_path / "hung", SUBSET)
+    proc = subprocess.Popen([CLI, "--root", str(course), "autograde", "--all", "--jobs", "2", "--budget", "30",
+                             "--cell-timeout", "5"], env=_cli_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    stopped = None
+    t0 = time.monotonic()
+    while stopped is None and time.monotonic() - t0 < 60:
+        for p in psutil.Process(proc.pid).children():
+            if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline()):
+                p.suspend()
+                stopped = p
+                break
+        time.sleep(0.01)
+    assert stopped is not None
+    out = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0, out
+    assert not stopped.is_running() or stopped.status() == psutil.STATUS_ZOMBIE, "the hung worker was not killed"
+    progress = [ln for ln in out.splitlines() if ln.startswith("[")]
+    tasks = {(a, s.name) for s in (course / "submitted").iterdir() for a in SUBSET if (s / a).exists()}
+    assert len(progress) == len(tasks) and not [ln for ln in progress if "grading process died" in ln
+                                                or "over the time budget" in ln], out
+    reference, graded = subset_reference
+    assert gradebook_scores(load_config(course)) == reference
+
+
 @pytest.mark.parametrize("args,needle", [
     (["autograde", "no_such_assignment"], "unknown assignment 'no_such_assignment'"),
     (["autograde", "--all"], "no submitted/ folder"),

@@ -156,5 +156,9 @@ class BundlePlugin(WorkerPlugin):
                          name="cnn-course-warm-up").start()
 
 
+    def teardown(self, worker=None):   # unregistered: a newer version of the course replaced it
+        BUNDLES.pop(self.digest, None)
+
+
 def plugin_name(digest: str) -> str:
     return f"cnn-course-bundle-{digest[:24]}"

@@ -16,7 +16,6 @@ only while the same workers are connected: a worker that is restarting is not a 
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
 import logging
 import re
 import time
@@ -92,7 +91,18 @@ def announce(client, config, config_file, assignments: list[str]):
     from .bundle import build_bundle
 
     bundle = build_bundle(config, config_file)
-    client.register_plugin(BundlePlugin(bundle.digest, bundle.data, assignments), name=plugin_name(bundle.digest))
+    name = plugin_name(bundle.digest)
+    # An earlier version of the course: its workers drop its bundle, and new workers never build it.
+    # (A lambda travels by value, so a plain `dask scheduler` without this package can run it.)
+    prefix = plugin_name("")
+    try:
+        registered = client.run_on_scheduler(lambda dask_scheduler=None: list(dask_scheduler.worker_plugins))
+    except Exception:   # a scheduler that runs no client code: the old bundles stay, harmless
+        registered = []
+    for stale in registered:
+        if stale.startswith(prefix) and stale != name:
+            client.unregister_worker_plugin(stale)
+    client.register_plugin(BundlePlugin(bundle.digest, bundle.data, assignments), name=name)
     return bundle
 
 
@@ -146,7 +156,6 @@ def run(client, bundle, tasks: list[Task], root, config, options: dict, progress
     writers = Writers(default_count(int(options.get("host_writers", 0))), root, config, options)
     backlog = 4 * writers.count   # answers waiting for a writer before no new task is sent (host memory)
     futures: dict = {}
-    writes: dict = {}             # concurrent future of a write -> its task
     stall = options["budget"] + max(30, 2 * options["cell_timeout"]) + COLD_START
     outcomes: list[Outcome] = []
     started: dict = {}
@@ -154,8 +163,8 @@ def run(client, bundle, tasks: list[Task], root, config, options: dict, progress
     t_run = time.perf_counter()
 
     def dispatch() -> None:
-        room = dispatcher.free_slots(sum(not f.done() for f in futures))
-        for _ in range(room if len(writes) < backlog else 0):
+        room = min(dispatcher.free_slots(sum(not f.done() for f in futures)), max(0, backlog - writers.pending))
+        for _ in range(room):
             if not queue:
                 break
             t = queue.pop(0)
@@ -169,20 +178,16 @@ def run(client, bundle, tasks: list[Task], root, config, options: dict, progress
 
     def written(block: float = 0.0) -> None:
         """Report every write that has finished (waiting up to ``block`` s for one)."""
-        if not writes:
-            return
-        done, _ = cf.wait(list(writes), timeout=block, return_when=cf.FIRST_COMPLETED)
-        for w in sorted(done, key=lambda w: (writes[w].assignment, writes[w].student)):
-            o, seconds = writers.outcome(w, writes.pop(w))
+        for o, seconds in sorted(writers.finished(block), key=lambda w: (w[0].assignment, w[0].student)):
             STATS["accepted"] = STATS.get("accepted", 0) + 1
             STATS["accept_seconds"] = STATS.get("accept_seconds", 0.0) + seconds
             finish(o)
 
     try:
         dispatch()
-        while futures or queue or writes:
+        while futures or queue or writers.pending:
             if not futures:
-                if writes:
+                if writers.pending:
                     written(block=1.0)
                 else:
                     time.sleep(0.5)   # every worker is gone for now: wait for one to (re)join
@@ -190,7 +195,7 @@ def run(client, bundle, tasks: list[Task], root, config, options: dict, progress
             else:
                 try:
                     with client.as_current():
-                        done, _ = wait(list(futures), timeout=1.0 if not writes else 0.2,
+                        done, _ = wait(list(futures), timeout=1.0 if not writers.pending else 0.2,
                                        return_when="FIRST_COMPLETED")
                 except TimeoutError:
                     done = set()
@@ -210,7 +215,7 @@ def run(client, bundle, tasks: list[Task], root, config, options: dict, progress
                                    f"the cluster task failed: {type(exc).__name__}: "
                                    f"{' '.join(str(exc).split())[:200]}", time.monotonic() - started[f]))
                 else:
-                    writes[writers.submit(res, t)] = t
+                    writers.submit(res, t)
             written()
             seen = set(dispatcher.workers)
             dispatch()            # the workers that just finished (or joined) get the next ones first

@@ -1,9 +1,11 @@
 """The pool: N worker processes, a queue of submissions, a time limit, and workers replaced.
 
-The pool gives each submission to one worker (:mod:`.worker`), through that worker's own queue,
-and answers each worker's "start" with the next submission to hold while it grades (its kernel
-boots meanwhile). So the pool always knows what every worker holds: a worker that dies at any
-moment, even between taking a submission and saying so, loses nothing. The pool shows a progress
+The pool gives each submission to one worker (:mod:`.worker`), through a pipe that only the two
+of them share, and answers each worker's "start" with the next submission to hold while it grades
+(its kernel boots meanwhile). So the pool always knows what every worker holds, and no worker can
+block another: a worker that dies at any moment, even between taking a submission and saying so,
+or while writing to its pipe, loses nothing, and one that hangs before it starts what it was given
+is replaced like one that dies. The pool shows a progress
 line per submission, and kills a worker that overruns a submission's budget (with everything it
 started: its process group, and every process of its sandbox user), records that submission as
 failed, puts what it held but had not started back at the front of the queue, and starts a new
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import queue
 import shutil
 import signal
 import sys
@@ -57,10 +58,13 @@ class Progress:
 
 
 def kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    """SIGKILL a worker's process group, and the worker itself: one stopped or hung before it ran
+    ``setsid`` is still in the pool's group, where ``killpg(pid)`` does not reach it."""
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _kill_slot(spec: WorkerSpec, slot: int) -> None:
@@ -87,91 +91,111 @@ def _kill_slot(spec: WorkerSpec, slot: int) -> None:
 
 
 def run(spec: WorkerSpec, tasks: list[Task], jobs: int, progress: Progress) -> list[Outcome]:
+    from multiprocessing.connection import wait as wait_for
+
     ctx = mp.get_context("spawn")
-    result_q = ctx.Queue()
     waiting = list(tasks)        # not given to any worker yet
     jobs = max(1, min(jobs, len(tasks)))
     workers: dict = {}
-    inboxes: dict = {}           # worker pid -> its own queue: the pool gives each submission to one worker
+    conns: dict = {}             # worker pid -> the pool's end of the pipe it alone shares with that worker
     given: dict[int, list[Task]] = {}   # worker pid -> what it was given and has not finished, in order
+    since: dict[int, float] = {}        # worker pid -> when it was last given one it has not started
     slots: dict[int, int] = {}   # worker pid -> sandbox slot (one sandbox user per slot)
-
-    def start_worker(slot=None):
-        if slot is None:
-            used = set(slots.values())
-            slot = next(i for i in range(jobs + len(used) + 1) if i not in used)
-        inbox = ctx.Queue()
-        p = ctx.Process(target=serve, args=(spec, inbox, result_q, slot), daemon=True)
-        p.start()
-        workers[p.pid], inboxes[p.pid], given[p.pid], slots[p.pid] = p, inbox, [], slot
-
-    def give(pid: int) -> None:
-        task = waiting.pop(0)
-        given[pid].append(task)
-        inboxes[pid].put(task)
-
-    def forget(pid: int) -> None:
-        """A dead worker: what it was given and did not start goes back to the front of the queue."""
-        del workers[pid]
-        inboxes.pop(pid).close()
-        waiting[:0] = given.pop(pid)
-        _kill_slot(spec, slots.pop(pid))
-
-    for _ in range(jobs):
-        start_worker()
     running: dict[int, tuple[Task, float]] = {}
     outcomes: list[Outcome] = []
     budget, cell_timeout = spec.options["budget"], spec.options["cell_timeout"]
     hard_limit = budget + max(30, cell_timeout * 2)
     deaths = 0
 
-    def handle(msg) -> None:
+    def start_worker(slot=None):
+        if slot is None:
+            used = set(slots.values())
+            slot = next(i for i in range(jobs + len(used) + 1) if i not in used)
+        ours, theirs = ctx.Pipe(duplex=True)
+        p = ctx.Process(target=serve, args=(spec, theirs, slot), daemon=True)
+        p.start()
+        theirs.close()
+        workers[p.pid], conns[p.pid], given[p.pid], slots[p.pid] = p, ours, [], slot
+
+    def send(pid: int, item) -> None:
+        try:
+            conns[pid].send(item)
+        except OSError:   # the worker is gone: its death is judged below, with what it was given
+            pass
+
+    def give(pid: int) -> None:
+        task = waiting.pop(0)
+        given[pid].append(task)
+        if pid not in running:
+            since.setdefault(pid, time.monotonic())
+        send(pid, task)
+
+    def forget(pid: int) -> None:
+        """A dead worker: what it was given and did not start goes back to the front of the queue."""
+        del workers[pid]
+        conns.pop(pid).close()
+        since.pop(pid, None)
+        waiting[:0] = given.pop(pid)
+        _kill_slot(spec, slots.pop(pid))
+
+    def handle(pid: int, msg) -> None:
         if msg[0] == "slot":
-            if msg[1] in slots:
-                slots[msg[1]] = msg[2]
-        elif msg[0] == "start" and msg[2] in workers:
-            _, task, pid, _t0 = msg
-            running[pid] = (task, time.monotonic())
+            slots[pid] = msg[2]
+        elif msg[0] == "start":
+            running[pid] = (msg[1], time.monotonic())
+            since.pop(pid, None)
             # the answer: the next one to hold (its kernel boots meanwhile), if enough are left for
             # the other workers too, so that no worker waits for one at the end of the run
             if len(waiting) >= len(workers):
                 give(pid)
             else:
-                inboxes[pid].put(NO_HOLD)
-        elif msg[0] == "done":
+                send(pid, NO_HOLD)
+        elif msg[0] == "done" and pid in running:
             o = msg[1]
-            key = (o.assignment, o.student)
-            pid = next((pid for pid, (t, _) in running.items() if (t.assignment, t.student) == key), None)
-            if pid is None:   # from a worker already stopped over its budget, its failure recorded: once only
-                return
             del running[pid]
-            given[pid] = [g for g in given[pid] if (g.assignment, g.student) != key]
+            given[pid] = [g for g in given[pid] if (g.assignment, g.student) != (o.assignment, o.student)]
+            if given[pid]:
+                since[pid] = time.monotonic()   # it starts the one it holds at once
             outcomes.append(o)
             progress.line(o)
 
+    def fail(pid: int, p, now: float, over: bool) -> None:
+        task, t0 = running.pop(pid)
+        kill_group(pid)
+        p.join(5)
+        given[pid] = [g for g in given[pid] if (g.assignment, g.student) != (task.assignment, task.student)]
+        forget(pid)
+        shutil.rmtree(Path(spec.root) / "autograded" / task.student / task.assignment, ignore_errors=True)
+        reason = (f"over the time budget of {budget} s; grader stopped" if over
+                  else f"the grading process died (exit code {p.exitcode})")
+        o = Outcome(task.assignment, task.student, "failed", reason, now - t0)
+        outcomes.append(o)
+        progress.line(o)
+
+    for _ in range(jobs):
+        start_worker()
     try:
         while len(outcomes) < len(tasks):
-            for pid in workers:          # an idle worker (first start, or after the last one it held)
+            for pid in list(workers):    # an idle worker (first start, or after the last one it held)
                 if not given[pid] and waiting:
                     give(pid)
-            msgs = []
-            try:
-                msgs.append(result_q.get(timeout=0.5))
-            except queue.Empty:
-                pass
-            # the dead, then every message already sent: what a worker said before it died is read
-            # before its death is judged (a finished submission is never also "died")
+            wait_for(list(conns.values()), timeout=0.5)
+            # the dead, then every message already sent: what a worker said before it died is in its
+            # pipe, read before its death is judged (a finished submission is never also "died")
             dead = {pid for pid, p in workers.items() if not p.is_alive()}
-            while True:
+            for pid, conn in list(conns.items()):
                 try:
-                    msgs.append(result_q.get_nowait())
-                except queue.Empty:
-                    break
-            for msg in msgs:
-                handle(msg)
+                    while conn.poll(0):
+                        handle(pid, conn.recv())
+                except (EOFError, OSError):   # its end is closed: it has exited
+                    dead.add(pid)
             now = time.monotonic()
             for pid, p in list(workers.items()):
-                if pid in dead and pid not in running:   # died between submissions, or at start-up
+                stuck = pid not in running and pid in since and now - since[pid] > hard_limit
+                if stuck:   # given a submission, never started it (hung at start-up): as dead
+                    kill_group(pid)
+                    p.join(5)
+                if (pid in dead or stuck) and pid not in running:   # between submissions, or at start-up
                     forget(pid)
                     deaths += 1
                     if deaths > 2 * jobs:
@@ -182,25 +206,14 @@ def run(spec: WorkerSpec, tasks: list[Task], jobs: int, progress: Progress) -> l
                     continue
                 over = pid in running and now - running[pid][1] > hard_limit
                 if over or (pid in dead and pid in running):
-                    task, t0 = running.pop(pid)
-                    kill_group(pid)
-                    p.join(5)
-                    given[pid] = [g for g in given[pid] if (g.assignment, g.student) != (task.assignment, task.student)]
-                    forget(pid)
-                    shutil.rmtree(Path(spec.root) / "autograded" / task.student / task.assignment,
-                                  ignore_errors=True)
-                    reason = (f"over the time budget of {budget} s; grader stopped" if over
-                              else f"the grading process died (exit code {p.exitcode})")
-                    o = Outcome(task.assignment, task.student, "failed", reason, now - t0)
-                    outcomes.append(o)
-                    progress.line(o)
+                    fail(pid, p, now, over)
                     if waiting:
                         start_worker()
             if not workers and len(outcomes) < len(tasks):
                 raise CourseError("every grading worker died; see the messages above")
     finally:
         for pid in workers:
-            inboxes[pid].put(None)
+            send(pid, None)
         for pid, p in workers.items():
             p.join(10)
             if p.is_alive():

@@ -184,13 +184,14 @@ def failure_reason(res: dict) -> str:
 NO_HOLD = "no-hold"   # the pool's answer to "start" when this worker is to hold nothing
 
 
-def serve(spec: WorkerSpec, inbox, results, slot: int = 0) -> None:
-    """The worker process: grade what the pool gives it, in its own ``inbox``, until a ``None``.
+def serve(spec: WorkerSpec, conn, slot: int = 0) -> None:
+    """The worker process: grade what the pool gives it, through ``conn`` (a pipe only the two of
+    them share), until a ``None``.
 
     The pool gives a worker one submission at a time, and answers each ``"start"`` with the next
-    one to hold (or :data:`NO_HOLD`, when the queue has too few left for the other workers): this
-    worker boots the held one's kernel while it grades. Every submission is given by the pool to
-    one worker, so a worker that dies at any moment loses nothing: the pool knows what it held."""
+    one to hold (or :data:`NO_HOLD`, when too few are left for the other workers): this worker
+    boots the held one's kernel while it grades. Every submission is given by the pool to one
+    worker, so a worker that dies at any moment loses nothing: the pool knows what it held."""
     import warnings
 
     from .pool import die_with_parent
@@ -203,18 +204,19 @@ def serve(spec: WorkerSpec, inbox, results, slot: int = 0) -> None:
         from ..sandbox import acquire_slot
 
         slot, _token = acquire_slot(slot)   # this worker's sandbox user, for the worker's life
-        results.put(("slot", os.getpid(), slot))
+        conn.send(("slot", os.getpid(), slot))
     worker = Worker(spec, slot)
-    task = inbox.get()
     try:
+        task = conn.recv()
         while task is not None:
-            results.put(("start", task, os.getpid(), time.monotonic()))
-            upcoming = inbox.get()
-            if upcoming is None:          # the pool is shutting down: this one, then stop
-                inbox.put(None)
-            if upcoming is None or upcoming == NO_HOLD:
-                upcoming = None
-            results.put(("done", worker.grade(task, upcoming)))
-            task = upcoming if upcoming is not None else inbox.get()
+            conn.send(("start", task, os.getpid(), time.monotonic()))
+            upcoming = conn.recv()
+            if upcoming is None:          # the pool is stopping: grade nothing more
+                break
+            upcoming = None if upcoming == NO_HOLD else upcoming
+            conn.send(("done", worker.grade(task, upcoming)))
+            task = upcoming if upcoming is not None else conn.recv()
+    except EOFError:   # the pool is gone
+        pass
     finally:
         worker.close()
