@@ -280,3 +280,75 @@ def test_password_from_pgpassword_and_bare_postgresql_url(postgres_server, tmp_p
     assert "empty: no nbgrader tables yet" in res.stdout and url.endswith("/no_pw_in_url")
     res = cli("--root", str(course), "--db-url", bare, "gradebook", "check")
     assert res.returncode == 2 and "no password supplied" in res.stderr
+
+
+@pytest.mark.slow
+def test_parallel_serial_kill_rerun_and_resubmission_on_postgres(postgres_server, tmp_path):
+    """The grading guarantees, on PostgreSQL as on SQLite: --jobs 2 gives the gradebook --jobs 1
+    gives; a run SIGKILLed mid-way, then run again, ends with that same gradebook, nothing lost or
+    doubled; a resubmission (fixed, newer timestamp.txt) is regraded once: one submission row, its
+    grades replaced, not added."""
+    import signal
+    import time
+
+    import psycopg
+
+    from helpers.instructor.autograde import autograde
+    from helpers.instructor.course import get
+    from helpers.instructor.demo import filled_notebook
+    from helpers.instructor.nbapi import load_config
+    from test_instructor import gradebook_scores
+
+    def course_with_class(name):
+        course = make_course(tmp_path / name)
+        url = postgres_server.create_database(name)
+        ok(cli("--root", str(course), "--db-url", url, "release", *SUBSET))
+        build_submissions(course)
+        return course, url
+
+    def counts(name):
+        with psycopg.connect(postgres_server.dsn(name)) as con:
+            doubled = con.execute("SELECT COUNT(*) FROM (SELECT notebook_id, cell_id, COUNT(*) c FROM grade "
+                                  "GROUP BY notebook_id, cell_id HAVING COUNT(*) > 1) d").fetchone()[0]
+            subs = con.execute("SELECT COUNT(*) FROM submitted_assignment").fetchone()[0]
+        return doubled, subs
+
+    runs = {}
+    for jobs in (1, 2):
+        course, url = course_with_class(f"jobs{jobs}")
+        autograde(course, SUBSET, jobs=jobs, db_url=url, stream=io.StringIO())
+        runs[jobs] = gradebook_scores(load_config(course, url))
+    assert runs[1] == runs[2] and len(runs[1]) >= 10
+
+    course, url = course_with_class("killed")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env.pop("CNN_COURSE_DB_URL", None)
+    proc = subprocess.Popen([CLI, "--root", str(course), "--db-url", url, "autograde", "--all", "--jobs", "2"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    for line in proc.stdout:
+        if " ok " in line:   # one graded, others mid-way
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(2)
+    partial = gradebook_scores(load_config(course, url))
+    rerun = ok(cli("--root", str(course), "--db-url", url, "autograde", "--all", "--jobs", "2"))
+    assert "already graded" in rerun.stdout, rerun.stdout
+    assert len(partial) < len(runs[1]) and gradebook_scores(load_config(course, url)) == runs[1]
+    assert counts("killed") == (0, 5)
+
+    # bob fixes relu and resubmits, with a newer timestamp
+    a = get("07_relu")
+    folder = course / "submitted" / "bob" / "07_relu"
+    nbformat.write(filled_notebook(course / "release" / a.id / f"{a.notebook}.ipynb",
+                                   course / "notebooks" / a.id / f"{a.notebook}.ipynb"),
+                   str(folder / f"{a.notebook}.ipynb"))
+    (folder / "timestamp.txt").write_text("2030-01-01 12:00:00.000000 UTC")
+    again = ok(cli("--root", str(course), "--db-url", url, "autograde", "--all", "--jobs", "2"))
+    assert "resubmitted: regraded" in next(ln for ln in again.stdout.splitlines() if "07_relu / bob" in ln)
+    assert sum(" ok " in ln for ln in again.stdout.splitlines() if ln.startswith("[")) == 1, again.stdout
+    after = gradebook_scores(load_config(course, url))
+    assert after[("bob", "07_relu", "test_relu_canonical")] > runs[1][("bob", "07_relu", "test_relu_canonical")]
+    assert {k: v for k, v in after.items() if k[0] != "bob"} == {k: v for k, v in runs[1].items() if k[0] != "bob"}
+    assert counts("killed") == (0, 5)
