@@ -315,12 +315,12 @@ def test_parallel_serial_kill_rerun_and_resubmission_on_postgres(postgres_server
 
     runs = {}
     for jobs in (1, 2):
-        course, url = course_with_class(f"jobs{jobs}")
+        course, url = course_with_class(f"guarantees_jobs{jobs}")
         autograde(course, SUBSET, jobs=jobs, db_url=url, stream=io.StringIO())
         runs[jobs] = gradebook_scores(load_config(course, url))
     assert runs[1] == runs[2] and len(runs[1]) >= 10
 
-    course, url = course_with_class("killed")
+    course, url = course_with_class("guarantees_killed")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     env.pop("CNN_COURSE_DB_URL", None)
     proc = subprocess.Popen([CLI, "--root", str(course), "--db-url", url, "autograde", "--all", "--jobs", "2"],
@@ -336,7 +336,7 @@ def test_parallel_serial_kill_rerun_and_resubmission_on_postgres(postgres_server
     rerun = ok(cli("--root", str(course), "--db-url", url, "autograde", "--all", "--jobs", "2"))
     assert "already graded" in rerun.stdout, rerun.stdout
     assert len(partial) < len(runs[1]) and gradebook_scores(load_config(course, url)) == runs[1]
-    assert counts("killed") == (0, 5)
+    assert counts("guarantees_killed") == (0, 5)
 
     # bob fixes relu and resubmits, with a newer timestamp
     a = get("07_relu")
@@ -351,4 +351,4 @@ def test_parallel_serial_kill_rerun_and_resubmission_on_postgres(postgres_server
     after = gradebook_scores(load_config(course, url))
     assert after[("bob", "07_relu", "test_relu_canonical")] > runs[1][("bob", "07_relu", "test_relu_canonical")]
     assert {k: v for k, v in after.items() if k[0] != "bob"} == {k: v for k, v in runs[1].items() if k[0] != "bob"}
-    assert counts("killed") == (0, 5)
+    assert counts("guarantees_killed") == (0, 5)

@@ -155,7 +155,6 @@ class BundlePlugin(WorkerPlugin):
         threading.Thread(target=warm_up, args=(self.digest, self.assignments, base), daemon=True,
                          name="cnn-course-warm-up").start()
 
-
     def teardown(self, worker=None):   # unregistered: a newer version of the course replaced it
         BUNDLES.pop(self.digest, None)
 

@@ -88,7 +88,8 @@ def start_worker(scheduler: str, nworkers: int = 1, no_sandbox: bool = False, tl
             print(probe(Policy.from_options(GradingOptions(), 0)).summary(), file=out, flush=True)
         except SandboxError as exc:
             raise CourseError(f"the grading sandbox does not work on this machine: {exc}. Fix it (as root, with "
-                              f"bubblewrap), or start workers for trusted code only with --no-sandbox") from None
+                              f"bubblewrap: make system-deps), or start workers for trusted code only with "
+                              f"--no-sandbox") from None
     _reachable(scheduler)
     argv = worker_argv(scheduler, nworkers, tls if scheme == "tls" else None, list(extra))
     print("starting: " + " ".join(argv), file=out, flush=True)

@@ -101,7 +101,10 @@ def announce(client, config, config_file, assignments: list[str]):
         registered = []
     for stale in registered:
         if stale.startswith(prefix) and stale != name:
-            client.unregister_worker_plugin(stale)
+            try:
+                client.unregister_worker_plugin(stale)
+            except Exception:   # gone meanwhile (another run of the same course), or a worker's teardown
+                pass
     client.register_plugin(BundlePlugin(bundle.digest, bundle.data, assignments), name=name)
     return bundle
 

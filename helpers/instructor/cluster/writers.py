@@ -34,6 +34,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import signal
 import time
 import warnings
 from pathlib import Path
@@ -167,13 +168,13 @@ class Writers:
             return
         for pid in self.pids(old):
             try:
-                os.kill(pid, 9)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         old.shutdown(wait=False, cancel_futures=True)
         if self._breaks > 3:
-            raise CourseError("the host's writer processes keep dying (out of memory?); nothing half-written "
-                              "is recorded: run autograde again")
+            raise CourseError("the host's writer processes keep dying (out of memory?): run autograde again; "
+                              "it grades again what they did not finish")
 
     def finished(self, block: float = 0.0) -> list[tuple[Outcome, float]]:
         """The writes done (waiting up to ``block`` seconds for one), each once."""
