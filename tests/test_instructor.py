@@ -239,6 +239,27 @@ def _assert_nothing_doubled(course: Path, graded: int) -> None:
     assert dup == 0 and subs == graded
 
 
+def grading_workers(pid: int) -> list:
+    """The pool's worker processes under the grading command ``pid`` (psutil), not its resource tracker."""
+    import psutil
+
+    try:
+        return [p for p in psutil.Process(pid).children()
+                if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
+    except psutil.Error:
+        return []
+
+
+def _rerun_completes_the_class(course: Path, jobs: int, subset_reference) -> None:
+    """Run autograde again: it succeeds, and the gradebook is the undisturbed run's, nothing doubled."""
+    rerun = subprocess.run([CLI, "--root", str(course), "autograde", "--all", "--jobs", str(jobs)], env=_cli_env(),
+                           capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    reference, graded = subset_reference
+    assert gradebook_scores(load_config(course)) == reference
+    _assert_nothing_doubled(course, len(graded))
+
+
 def test_kill_then_rerun_loses_and_doubles_nothing(demo, tmp_path, subset_reference):
     course = _copy_class(demo["root"], tmp_path / "killed", SUBSET)
     env = _cli_env()
@@ -269,8 +290,6 @@ def test_a_worker_killed_mid_run_loses_nothing_it_held(demo, tmp_path, subset_re
     worker is killed, the submission it was grading is reported as failed, the one it held goes
     back to the queue and is graded by its replacement: each submission has exactly one line, and
     a rerun completes the class with nothing doubled."""
-    import psutil
-
     course = _copy_class(demo["root"], tmp_path / "worker-killed", SUBSET)
     env = _cli_env()
     proc = subprocess.Popen([CLI, "--root", str(course), "autograde", "--all", "--jobs", "1"], env=env,
@@ -280,8 +299,7 @@ def test_a_worker_killed_mid_run_loses_nothing_it_held(demo, tmp_path, subset_re
         lines.append(line)
         if " ok " in line and killed is None:
             time.sleep(0.3)   # the worker is grading the second submission, holding the third
-            workers = [p for p in psutil.Process(proc.pid).children()
-                       if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
+            workers = grading_workers(proc.pid)
             assert len(workers) == 1, workers
             killed = workers[0].pid
             os.kill(killed, signal.SIGKILL)
@@ -292,12 +310,7 @@ def test_a_worker_killed_mid_run_loses_nothing_it_held(demo, tmp_path, subset_re
     assert len(done) == len(set(done)) and set(done) >= {t for t in tasks}, "".join(progress)
     failed = [ln for ln in progress if " FAIL " in ln and "grading process died" in ln]
     assert len(failed) <= 1, "".join(progress)
-    rerun = subprocess.run([CLI, "--root", str(course), "autograde", "--all", "--jobs", "1"], env=env,
-                           capture_output=True, text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stderr
-    reference, graded = subset_reference
-    assert gradebook_scores(load_config(course)) == reference
-    _assert_nothing_doubled(course, len(graded))
+    _rerun_completes_the_class(course, 1, subset_reference)
 
 
 def test_workers_killed_at_any_moment_lose_nothing(demo, tmp_path, subset_reference):
@@ -316,18 +329,11 @@ def test_workers_killed_at_any_moment_lose_nothing(demo, tmp_path, subset_refere
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     killed: list[int] = []
 
-    def workers():
-        try:
-            return [p for p in psutil.Process(proc.pid).children()
-                    if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
-        except psutil.Error:
-            return []
-
     def storm():
         seen: set = set()
         delays = iter([0.05, 0.4, 2.5])   # new workers: as they import, as they take their first, mid-grade
         while proc.poll() is None and len(killed) < 3:
-            for w in workers():
+            for w in grading_workers(proc.pid):
                 if w.pid in seen:
                     continue
                 seen.add(w.pid)
@@ -353,12 +359,7 @@ def test_workers_killed_at_any_moment_lose_nothing(demo, tmp_path, subset_refere
     assert len(done) == len(set(done)) == len(tasks) and set(done) == tasks, out
     died = [ln for ln in progress if "grading process died" in ln]
     assert len(died) <= len(killed), out
-    rerun = subprocess.run([CLI, "--root", str(course), "autograde", "--all", "--jobs", "2"], env=env,
-                           capture_output=True, text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stderr
-    reference, graded = subset_reference
-    assert gradebook_scores(load_config(course)) == reference
-    _assert_nothing_doubled(course, len(graded))
+    _rerun_completes_the_class(course, 2, subset_reference)
 
 
 def test_a_worker_hung_at_start_up_is_replaced_and_blocks_no_one(demo, tmp_path, subset_reference):
@@ -375,11 +376,10 @@ def test_a_worker_hung_at_start_up_is_replaced_and_blocks_no_one(demo, tmp_path,
     stopped = None
     t0 = time.monotonic()
     while stopped is None and time.monotonic() - t0 < 60:
-        for p in psutil.Process(proc.pid).children():
-            if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline()):
-                p.suspend()
-                stopped = p
-                break
+        for p in grading_workers(proc.pid):
+            p.suspend()
+            stopped = p
+            break
         time.sleep(0.01)
     assert stopped is not None
     out = proc.communicate(timeout=600)[0]
