@@ -32,7 +32,7 @@ CONNECT_TIMEOUT = 10     # seconds to reach the scheduler
 WORKER_WAIT = 60         # seconds to wait for the first worker
 COLD_START = 180         # seconds a fresh worker process may take to build its course (unpack, release, references)
 QUIET = ("distributed", "tornado", "asyncio")
-STATS: dict = {}         # the last run's host-side figures (make bench): accepted, accept_seconds
+STATS: dict = {}         # the last run's host-side figures (make bench): accepted, accept_seconds, writers
 
 
 def _quiet() -> None:
@@ -163,7 +163,6 @@ def run(client, bundle, tasks: list[Task], root, config, options: dict, progress
     outcomes: list[Outcome] = []
     started: dict = {}
     last_done = time.monotonic()
-    t_run = time.perf_counter()
 
     def dispatch() -> None:
         room = min(dispatcher.free_slots(sum(not f.done() for f in futures)), max(0, backlog - writers.pending))
@@ -232,7 +231,6 @@ def run(client, bundle, tasks: list[Task], root, config, options: dict, progress
                                    f"(no submission finished in that time); cancelled"))
                 futures.clear()
                 queue.clear()
-        STATS["seconds"] = time.perf_counter() - t_run
         STATS["writers"] = writers.count
     except BaseException:
         client.cancel(list(futures))
